@@ -1,0 +1,133 @@
+"""Editing a live explanation's rule assignment, validated against the recorded forward pass.
+
+``AssignmentEditing`` is the part of ``LiveExplanation`` that changes which rule each module gets
+(overrides, parameters, composite, configuration) and describes or exports the result. Every
+change is checked with ``check_applicable`` on the shapes of the recorded forward; a change that
+fails is undone, so the live explanation keeps its previous, working assignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .assignment import EffectiveRule, RuleAssignment, check_applicable
+from .core import Composite, Hook
+from .rule_registry import make_rule
+
+
+def composite_defaults(composite: Composite | None, model) -> dict[str, Hook | None]:
+    """The composite's rule template for every named module of ``model`` (None: no rule)."""
+    if composite is None:
+        return {}
+    ctx: dict = {}
+    return {name: composite.module_map(ctx, name, m) for name, m in model.named_modules()}
+
+
+class AssignmentEditing:
+    """Mixin of ``LiveExplanation``: assignment changes, description and export."""
+
+    # --- assignment (validated against the recorded forward) ---
+    def validate(self, assignment: RuleAssignment | None = None) -> None:
+        """Raise ``RuleNotApplicableError`` naming the first module whose rule cannot apply."""
+        assignment = self.assignment if assignment is None else assignment
+        for name, effective in assignment.effective_rules().items():
+            inputs, outputs = self.shapes.get(name, (None, None))
+            check_applicable(effective.rule, name, assignment.leaves[name], inputs, outputs)
+
+    def _change(self, change: Callable[[], Any]) -> Any:
+        saved = (dict(self.assignment.defaults), list(self.assignment.overrides))
+        try:
+            result = change()
+            self.validate()
+        except BaseException:
+            self.assignment.replace(*saved)
+            raise
+        return result
+
+    def assign(
+        self,
+        rule: Hook | str | None,
+        *,
+        name: str | None = None,
+        type: str | type | None = None,
+        within: str | None = None,
+        **params: Any,
+    ) -> list[str]:
+        """Override the rule of module ``name``, or of the leaves of ``type`` and/or ``within``.
+
+        ``rule`` is a rule instance, a registered rule name (with its ``params``) or None (plain
+        gradient). Returns the affected module names. No forward pass runs.
+        """
+        if isinstance(rule, str):
+            rule = make_rule(rule, params)
+        elif params:
+            raise TypeError(f"parameters {sorted(params)} are only accepted with a rule name")
+        return self._change(
+            lambda: self.assignment.assign(rule, name=name, type=type, within=within)
+        )
+
+    def set_params(self, name: str, **params: Any) -> Hook:
+        """Change parameters of module ``name``'s effective rule (an override from then on)."""
+        return self._change(lambda: self.assignment.set_params(name, **params))
+
+    def remove_override(
+        self, *, name: str | None = None, type: str | type | None = None, within: str | None = None
+    ) -> None:
+        """Remove the override with exactly this target."""
+        self._change(lambda: self.assignment.remove(name=name, type=type, within=within))
+
+    def clear_overrides(self) -> None:
+        """Back to the composite's rules."""
+        self._change(self.assignment.clear)
+
+    def set_composite(
+        self, composite: Composite | str | None, *, keep_overrides: bool = True, **params: Any
+    ) -> None:
+        """Take the default rules from another composite (its canonizers are not applied: the
+        canonizers stay those given at construction). No forward pass runs."""
+        previous = (self.composite, self.composite_name, self.composite_params)
+        self.composite_name, self.composite_params = None, dict(params)
+        try:
+            new = self._resolve_composite(composite)
+            defaults = composite_defaults(new, self.model)
+            overrides = self.assignment.overrides if keep_overrides else []
+            self._change(lambda: self.assignment.replace(defaults, overrides))
+        except BaseException:
+            self.composite, self.composite_name, self.composite_params = previous
+            raise
+        self.composite = new
+
+    def rule_of(self, name: str) -> EffectiveRule:
+        """Effective rule of module ``name`` with its parameters and origin."""
+        return self.assignment.effective(name)
+
+    def describe(self) -> dict:
+        """JSON-serialisable tree of the model's modules (see ``lrp_core.describe``)."""
+        from .describe import describe_model
+
+        return describe_model(self.model, self.assignment, self.shapes)
+
+    def to_json(self) -> str:
+        """The assignment as JSON (see ``lrp_core.config``)."""
+        from .config import to_json
+
+        return to_json(self)
+
+    def apply_config(self, config: str | dict) -> None:
+        """Replace composite and overrides from JSON (validated first; see ``lrp_core.config``)."""
+        from .config import apply_config
+
+        apply_config(self, config)
+
+    def to_code(self) -> str:
+        """Python source building an equivalent composite (see ``lrp_core.snippet``)."""
+        from .snippet import to_code
+
+        return to_code(self)
+
+    def to_composite(self) -> Composite:
+        """An equivalent composite for scripts (use on another model copy or after close)."""
+        from .snippet import to_composite
+
+        return to_composite(self)

@@ -1,0 +1,298 @@
+"""Backward computations of hooks: the true local gradient and the BasicHook relevance formula.
+
+For ``BasicHook`` with K modifier triples (see ``lrp_core.core.BasicHook``)::
+
+    x_k = in_k(x),  y_k = out_k(f(x_k; param_k(θ))),  (γ_1..γ_K) = gmap(R, (y_1..y_K)),
+    v_k = (∂y_k/∂x_k)ᵀ γ_k,  R_in = reduce((x_1..x_K), (v_1..v_K)).
+
+Exact shortcuts (never used while building a graph for higher-order gradients):
+
+* a term whose three modifiers are identities reuses the forward's own local graph;
+* a term of a linear-type module whose bias is zeroed, whose modified input is all zero and whose
+  contribution the reducer weights by that input (``_weighted_terms``) gives y_k = 0 and
+  contributes nothing, so the module is not re-run for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ._chunks import output_chunks, output_slice, sliced
+from ._hook_function import ModuleCall
+
+if TYPE_CHECKING:
+    from .core import BasicHook, ParamMod
+
+LINEAR_TYPES = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+
+
+def _chunks_for(hook: BasicHook, call: ModuleCall) -> list | None:
+    """Output channel slices for the chunked path, or None when it does not apply."""
+    if (
+        not getattr(hook, "_elementwise", False)
+        or hook._term_signs is None
+        or call.outputs is not None
+        or len(call.inputs) != 1
+        or len(call.output_shapes) != 1
+    ):
+        return None
+    x = call.inputs[0]
+    return output_chunks(call.module, x.numel() * x.element_size())
+
+
+def _zeros(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+    # a broadcast zero costs no memory
+    return torch.zeros((), dtype=like.dtype, device=like.device).expand(shape)
+
+
+def true_gradient(call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]) -> tuple:
+    """Gradient of the module's outputs with respect to its hooked inputs, given ``grad_outputs``.
+
+    Uses the local graph of the forward; while building a higher-order graph (grad mode on in the
+    backward pass) it re-runs the module on the original inputs so the result stays connected.
+    """
+    create_graph = torch.is_grad_enabled()
+    if create_graph:
+        inputs = list(call.originals)
+        outputs = call.rerun(inputs)
+    else:
+        inputs, outputs = call.leaves, call.outputs
+    pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if o.requires_grad]
+    if not pairs:
+        return tuple(torch.zeros_like(x) for x in inputs)
+    grads = torch.autograd.grad(
+        [o for o, _ in pairs],
+        inputs,
+        [g for _, g in pairs],
+        retain_graph=True,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
+    return tuple(
+        torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)
+    )
+
+
+def second_order_gradient(call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]) -> tuple:
+    """True VJP of the call's module, used when a relevance graph is differentiated.
+
+    Hooks that keep no input (``Pass``, ``ReLUDeconvNet``) pass the gradient on unchanged.
+    """
+    if call.inputs is None:
+        return grad_outputs
+    if torch.is_grad_enabled() or call.leaves is None:
+        leaves = [x.detach().requires_grad_() for x in call.inputs]
+        with torch.enable_grad():
+            outputs = call.rerun(leaves)
+        pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if o.requires_grad]
+        if not pairs:
+            return tuple(torch.zeros_like(x) for x in call.inputs)
+        grads = torch.autograd.grad(
+            [o for o, _ in pairs], leaves, [g for _, g in pairs], allow_unused=True
+        )
+        return tuple(
+            torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=False)
+        )
+    return true_gradient(call, grad_outputs)
+
+
+def vanishes_for_zero_input(module: torch.nn.Module, param_mod: ParamMod) -> bool:
+    """Whether f(0; θ') = 0 for this module under ``param_mod`` (linear type without bias)."""
+    if not isinstance(module, LINEAR_TYPES):
+        return False
+    return getattr(module, "bias", None) is None or "bias" in param_mod.zero_params
+
+
+def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_graph: bool):
+    """Modified inputs and outputs of term k; outputs None when the term provably vanishes."""
+    if (
+        not create_graph
+        and hook._identity_terms[k]
+        and call.leaves is not None
+        and call.outputs_unchanged()
+    ):
+        return call.leaves, call.outputs, True
+    param_mod = hook.param_modifiers[k]
+    with torch.set_grad_enabled(create_graph):
+        inputs = [hook.input_modifiers[k](x) for x in base]
+    if (
+        not create_graph
+        and hook._weighted_terms[k]
+        and vanishes_for_zero_input(call.module, param_mod)
+        and all(_is_broadcast_zero(x) or not bool(x.any()) for x in inputs)
+    ):
+        return inputs, None, False
+    if not create_graph:
+        inputs = [x.detach().requires_grad_() for x in inputs]
+    with torch.enable_grad():
+        with param_mod(call.module):
+            outputs = call.rerun(inputs)
+        outputs = [hook.output_modifiers[k](y) for y in outputs]
+    return inputs, outputs, False
+
+
+def basic_relevance(
+    hook: BasicHook, call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]
+) -> tuple:
+    """The BasicHook formula for one module call; one relevance tensor per hooked input."""
+    create_graph = torch.is_grad_enabled()
+    call.check_inputs_unchanged()
+    if not create_graph:
+        chunks = _chunks_for(hook, call)
+        if chunks is not None:
+            return (chunked_relevance(hook, call, grad_outputs[0], chunks),)
+    base = list(call.originals) if create_graph else list(call.inputs)
+    n_terms = len(hook.input_modifiers)
+    terms = [_term_outputs(hook, call, k, base, create_graph) for k in range(n_terms)]
+
+    gammas: list[list] = [[None] * len(grad_outputs) for _ in range(n_terms)]
+    with torch.set_grad_enabled(create_graph):
+        for j, grad in enumerate(grad_outputs):
+            outs = tuple(
+                _zeros(call.output_shapes[j], grad)
+                if ys is None
+                else (ys[j] if create_graph else ys[j].detach())
+                for _, ys, _ in terms
+            )
+            mapped = hook.gradient_mapper(grad, outs)
+            if isinstance(mapped, torch.Tensor):
+                mapped = (mapped,) * n_terms
+            mapped = tuple(mapped)
+            if len(mapped) != n_terms:
+                raise RuntimeError(
+                    f"gradient_mapper returned {len(mapped)} tensors, but the hook has "
+                    f"{n_terms} modifier terms; return one tensor per term."
+                )
+            for k in range(n_terms):
+                gammas[k][j] = mapped[k]
+
+    signs = None if create_graph else hook._term_signs
+    sums: list = [None] * len(base)
+    term_inputs, term_grads = [], []
+    for k, (inputs, outputs, reused) in enumerate(terms):
+        terms[k] = None  # free the term's graph right after its VJP
+        pairs = []
+        if outputs is not None and (signs is None or signs[k] != 0):
+            pairs = [
+                (y, g)
+                for y, g in zip(outputs, gammas[k], strict=True)
+                if g is not None and y.requires_grad
+            ]
+        gammas[k] = outputs = None
+        if pairs:
+            grads = torch.autograd.grad(
+                [y for y, _ in pairs],
+                inputs,
+                [g for _, g in pairs],
+                retain_graph=reused or create_graph,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
+            del pairs
+            grads = [
+                torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=False)
+            ]
+        elif signs is not None:
+            continue  # a vanished term adds nothing to the signed sum
+        else:
+            grads = [_zeros(x.shape, x) for x in inputs]
+        if not create_graph:
+            inputs = [x.detach() for x in inputs]
+        if signs is None:
+            term_inputs.append(inputs)
+            term_grads.append(grads)
+            continue
+        for i, (x, v) in enumerate(zip(inputs, grads, strict=False)):
+            product = v.mul_(x) if _owned(v, grad_outputs) else x * v
+            if sums[i] is None:
+                sums[i] = product if signs[k] > 0 else product.neg_()
+            else:
+                sums[i].add_(product, alpha=signs[k])
+        del grads, inputs
+
+    if signs is not None:
+        return tuple(
+            torch.zeros_like(x) if total is None else total
+            for x, total in zip(base, sums, strict=False)
+        )
+    with torch.set_grad_enabled(create_graph):
+        return tuple(
+            hook.reducer(
+                tuple(inputs[i] for inputs in term_inputs), tuple(grads[i] for grads in term_grads)
+            )
+            for i in range(len(base))
+        )
+
+
+def chunked_relevance(
+    hook: BasicHook, call: ModuleCall, grad_output: torch.Tensor, chunks: list
+) -> torch.Tensor:
+    """The BasicHook formula computed over slices of output channels (see ``lrp_core._chunks``).
+
+    Requires element-wise parameter modifiers and gradient mapper and a signed-sum reducer.
+    """
+    module, (x,) = call.module, call.inputs
+    n_terms = len(hook.input_modifiers)
+    inputs = [modify(x) for modify in hook.input_modifiers]
+    vanished = [
+        hook._weighted_terms[k]
+        and vanishes_for_zero_input(module, hook.param_modifiers[k])
+        and (_is_broadcast_zero(inputs[k]) or not bool(inputs[k].any()))
+        for k in range(n_terms)
+    ]
+    total = None
+    for chunk in chunks:
+        leaves, outputs = [], []
+        with torch.enable_grad():
+            for k in range(n_terms):
+                if vanished[k]:
+                    shape = output_slice(_zeros(call.output_shapes[0], x), module, chunk).shape
+                    leaves.append(None)
+                    outputs.append(_zeros(shape, x))
+                    continue
+                leaf = inputs[k].detach().requires_grad_()
+                with sliced(module, chunk), hook.param_modifiers[k](module):
+                    (output,) = call.rerun([leaf])
+                leaves.append(leaf)
+                outputs.append(hook.output_modifiers[k](output))
+        with torch.no_grad():
+            gammas = hook.gradient_mapper(
+                output_slice(grad_output, module, chunk), tuple(o.detach() for o in outputs)
+            )
+        for k in range(n_terms):
+            sign = hook._term_signs[k]
+            if sign == 0 or leaves[k] is None or gammas[k] is None:
+                continue
+            (v,) = torch.autograd.grad(outputs[k], leaves[k], gammas[k])
+            product = v.mul_(inputs[k]) if _owned(v, (grad_output,)) else v * inputs[k]
+            if total is None:
+                total = product if sign > 0 else product.neg_()
+            else:
+                total.add_(product, alpha=sign)
+        del leaves, outputs, gammas
+    return torch.zeros_like(x) if total is None else total
+
+
+def _owned(tensor: torch.Tensor, grad_outputs: tuple) -> bool:
+    """Whether ``tensor`` may change in place: it shares no memory with the incoming gradients."""
+    if not tensor.is_contiguous():  # e.g. a broadcast gradient: elements share memory
+        return False
+    pointer = tensor.untyped_storage().data_ptr()
+    return all(g.untyped_storage().data_ptr() != pointer for g in grad_outputs)
+
+
+def add_terms(*tensors: torch.Tensor) -> torch.Tensor:
+    """Sum of ``tensors``, skipping broadcast zeros of vanished terms (no new memory for them)."""
+    kept = [t for t in tensors if not _is_broadcast_zero(t)]
+    if not kept:
+        return tensors[0]
+    total = kept[0]
+    for t in kept[1:]:
+        total = total + t
+    return total
+
+
+def _is_broadcast_zero(t: torch.Tensor) -> bool:
+    return t.numel() > 0 and all(s == 0 for s in t.stride()) and not bool(t.reshape(-1)[0])

@@ -1,0 +1,327 @@
+"""Named composites: the usual LRP and gradient-modifying presets, and a registry of them by name.
+
+Every LRP preset shares ``layer_map_base`` (activations: Pass; sums and average pools: Norm; batch
+norms: Pass) and adds its rules for linear-type layers. Each takes ``layer_map`` (entries placed
+before the defaults, so they win), ``canonizers``, and its rule parameters as keywords. Modules that
+no rule matches keep their plain gradient; the LRP presets name such modules in a
+``PlainGradientFallbackWarning``. ``get_composite(name)`` returns a preset class by its registered
+name; ``register_composite(name)`` adds one. The generic composites live in ``map_composites``
+and are re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from .core import Composite, Hook, Stabilizer
+from .layer import Sum
+from .map_composites import (
+    LayerMap,
+    LayerMapComposite,
+    MapComposite,
+    MixedComposite,
+    NameLayerMapComposite,
+    NameMapComposite,
+    PlainGradientFallbackWarning,
+    SpecialFirstLayerMapComposite,
+)
+from .rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Norm,
+    Pass,
+    ReLUBetaSmooth,
+    ReLUDeconvNet,
+    ReLUGuidedBackprop,
+    ZBox,
+    ZPlus,
+)
+from .types import Activation, AvgPool, BatchNorm, Convolution, Dense, Linear
+
+COMPOSITES: dict[str, type[Composite]] = {}
+
+
+class UnknownCompositeError(KeyError, ValueError):
+    """``get_composite`` was given a name that no composite is registered under."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def register_composite(name: str) -> Callable[[type[Composite]], type[Composite]]:
+    """Class decorator registering a composite class in ``COMPOSITES`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register_composite: the name must be a non-empty string, got {name!r}")
+
+    def decorate(cls: type[Composite]) -> type[Composite]:
+        if not (isinstance(cls, type) and issubclass(cls, Composite)):
+            raise TypeError(f"register_composite({name!r}): {cls!r} is not a Composite subclass")
+        if COMPOSITES.get(name, cls) is not cls:
+            raise ValueError(
+                f"register_composite: the name {name!r} is already taken by "
+                f"{COMPOSITES[name].__name__}; choose another name"
+            )
+        COMPOSITES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_composite(name: str) -> type[Composite]:
+    """Return the composite class registered under ``name``.
+
+    Raises ``UnknownCompositeError`` (a ``KeyError`` and ``ValueError``) listing the known names.
+    """
+    try:
+        return COMPOSITES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(COMPOSITES))
+        raise UnknownCompositeError(
+            f"unknown composite {name!r}; known composites: {known}"
+        ) from None
+
+
+def _norm(stabilizer: Any) -> Norm:
+    """``Norm(stabilizer)``, with errors naming the composite keyword ``stabilizer``."""
+    Stabilizer.ensure(stabilizer, "stabilizer")
+    return Norm(stabilizer=stabilizer)
+
+
+def layer_map_base(stabilizer: Any = 1e-6) -> LayerMap:
+    """The part every LRP composite shares: activations pass relevance on unchanged, sums and
+    average pools distribute it in proportion to their inputs, batch norms pass it on.
+
+    Raises ``ValueError`` naming ``stabilizer`` if it is neither a number >= 0 nor a stabilizer.
+    """
+    return [
+        (Activation, Pass()),
+        (Sum, _norm(stabilizer)),
+        (AvgPool, _norm(stabilizer)),
+        (BatchNorm, Pass()),
+    ]
+
+
+class _LRPComposite:
+    """Mixin for the LRP presets: they report modules that keep the plain gradient."""
+
+    report_fallback = True
+
+
+@register_composite("epsilon_gamma_box")
+class EpsilonGammaBox(_LRPComposite, SpecialFirstLayerMapComposite):
+    """Convolutions: Gamma; dense layers: Epsilon; the first convolution: ZBox(low, high)."""
+
+    def __init__(
+        self,
+        low: Any,
+        high: Any,
+        epsilon: float = 1e-6,
+        gamma: float = 0.25,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        first_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        self.low, self.high, self.epsilon, self.gamma = low, high, epsilon, gamma
+        self.stabilizer, self.zero_params = stabilizer, zero_params
+        specific = [
+            (Convolution, Gamma(gamma=gamma, stabilizer=stabilizer, zero_params=zero_params)),
+            (Dense, Epsilon(epsilon=epsilon, zero_params=zero_params)),
+        ]
+        first = [(Convolution, ZBox(low, high, stabilizer=stabilizer, zero_params=zero_params))]
+        super().__init__(
+            list(layer_map or []) + layer_map_base(stabilizer) + specific,
+            list(first_map or []) + first,
+            canonizers=canonizers,
+        )
+
+
+class _EpsilonComposite(_LRPComposite, SpecialFirstLayerMapComposite):
+    """Shared body of the Epsilon* presets: dense layers get Epsilon, convolutions ``conv_rule``,
+    and with ``flat_first`` the first linear-type layer gets Flat."""
+
+    def __init__(
+        self,
+        conv_rule: Hook,
+        flat_first: bool,
+        epsilon: float,
+        stabilizer: Any,
+        layer_map: Sequence | None,
+        first_map: Sequence | None,
+        zero_params: Any,
+        canonizers: Sequence | None,
+    ) -> None:
+        self.epsilon, self.stabilizer, self.zero_params = epsilon, stabilizer, zero_params
+        specific = [
+            (Convolution, conv_rule),
+            (Dense, Epsilon(epsilon=epsilon, zero_params=zero_params)),
+        ]
+        first = list(first_map or [])
+        if flat_first:
+            first.append((Linear, Flat(stabilizer=stabilizer, zero_params=zero_params)))
+        super().__init__(
+            list(layer_map or []) + layer_map_base(stabilizer) + specific,
+            first,
+            canonizers=canonizers,
+        )
+
+
+@register_composite("epsilon_plus")
+class EpsilonPlus(_EpsilonComposite):
+    """Convolutions: ZPlus; dense layers: Epsilon."""
+
+    def __init__(
+        self,
+        epsilon: float = 1e-6,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        conv_rule = ZPlus(stabilizer=stabilizer, zero_params=zero_params)
+        super().__init__(
+            conv_rule, False, epsilon, stabilizer, layer_map, None, zero_params, canonizers
+        )
+
+
+@register_composite("epsilon_alpha2_beta1")
+class EpsilonAlpha2Beta1(_EpsilonComposite):
+    """Convolutions: AlphaBeta(alpha=2, beta=1); dense layers: Epsilon."""
+
+    def __init__(
+        self,
+        epsilon: float = 1e-6,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        conv_rule = AlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
+        super().__init__(
+            conv_rule, False, epsilon, stabilizer, layer_map, None, zero_params, canonizers
+        )
+
+
+@register_composite("epsilon_plus_flat")
+class EpsilonPlusFlat(_EpsilonComposite):
+    """As EpsilonPlus, but the first linear-type layer (conv or dense) gets Flat."""
+
+    def __init__(
+        self,
+        epsilon: float = 1e-6,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        first_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        conv_rule = ZPlus(stabilizer=stabilizer, zero_params=zero_params)
+        super().__init__(
+            conv_rule, True, epsilon, stabilizer, layer_map, first_map, zero_params, canonizers
+        )
+
+
+@register_composite("epsilon_alpha2_beta1_flat")
+class EpsilonAlpha2Beta1Flat(_EpsilonComposite):
+    """As EpsilonAlpha2Beta1, but the first linear-type layer (conv or dense) gets Flat."""
+
+    def __init__(
+        self,
+        epsilon: float = 1e-6,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        first_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        conv_rule = AlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
+        super().__init__(
+            conv_rule, True, epsilon, stabilizer, layer_map, first_map, zero_params, canonizers
+        )
+
+
+@register_composite("excitation_backprop")
+class ExcitationBackprop(_LRPComposite, LayerMapComposite):
+    """Sums and average pools: Norm; all linear-type layers: ZPlus; activations keep their
+    gradient (which is part of the method, so they are not reported as fallbacks)."""
+
+    def __init__(
+        self,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        self.stabilizer, self.zero_params = stabilizer, zero_params
+        defaults = [
+            (Sum, _norm(stabilizer)),
+            (AvgPool, _norm(stabilizer)),
+            (Linear, ZPlus(stabilizer=stabilizer, zero_params=zero_params)),
+        ]
+        super().__init__(list(layer_map or []) + defaults, canonizers=canonizers)
+
+    def quiet_types(self) -> tuple[type, ...]:
+        return (*super().quiet_types(), Activation)
+
+
+@register_composite("guided_backprop")
+class GuidedBackprop(LayerMapComposite):
+    """ReLUs pass only positive gradient where the ReLU was active (guided backpropagation)."""
+
+    def __init__(self, layer_map: Sequence | None = None, canonizers: Sequence | None = None):
+        super().__init__(list(layer_map or []) + [(nn.ReLU, ReLUGuidedBackprop())], canonizers)
+
+
+@register_composite("deconvnet")
+class DeconvNet(LayerMapComposite):
+    """ReLUs pass the positive part of the incoming gradient (DeconvNet)."""
+
+    def __init__(self, layer_map: Sequence | None = None, canonizers: Sequence | None = None):
+        super().__init__(list(layer_map or []) + [(nn.ReLU, ReLUDeconvNet())], canonizers)
+
+
+@register_composite("beta_smooth")
+class BetaSmooth(LayerMapComposite):
+    """ReLUs backpropagate like a softplus of sharpness ``beta_smooth``: sigmoid(beta x) * grad."""
+
+    def __init__(
+        self,
+        beta_smooth: float = 10.0,
+        layer_map: Sequence | None = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        self.beta_smooth = beta_smooth
+        rule = ReLUBetaSmooth(beta_smooth=beta_smooth)
+        super().__init__(list(layer_map or []) + [(nn.ReLU, rule)], canonizers)
+
+
+__all__ = [
+    "COMPOSITES",
+    "LayerMap",
+    "BetaSmooth",
+    "DeconvNet",
+    "EpsilonAlpha2Beta1",
+    "EpsilonAlpha2Beta1Flat",
+    "EpsilonGammaBox",
+    "EpsilonPlus",
+    "EpsilonPlusFlat",
+    "ExcitationBackprop",
+    "GuidedBackprop",
+    "LayerMapComposite",
+    "MapComposite",
+    "MixedComposite",
+    "NameLayerMapComposite",
+    "NameMapComposite",
+    "PlainGradientFallbackWarning",
+    "SpecialFirstLayerMapComposite",
+    "UnknownCompositeError",
+    "get_composite",
+    "layer_map_base",
+    "register_composite",
+]

@@ -1,0 +1,376 @@
+"""A live explanation's rule assignment as data: JSON export/import and a Python snippet.
+
+JSON layout (``FORMAT``, version 1)::
+
+    {"format": "lrp_core.live", "version": 1,
+     "composite": {"name": "epsilon_plus_flat", "params": {"epsilon": 1e-06}} | null,
+     "canonizers": "demo" | null,
+     "overrides": [{"name": "features.0", "rule": "Flat", "params": {"stabilizer": 0.01}},
+                   {"type": "Conv2d", "within": "block", "rule": "Gamma", "params": {...}}]}
+
+Composites are named as registered in ``lrp_core.composites``, rules as in
+``lrp_core.rule_registry`` (custom rules after ``register_rule``), canonizer sets as registered
+here with ``register_canonizers``. Tensors are written ``{"tensor": [...]}`` and stabilizers
+``{"stabilizer": {...}}``. Reading validates everything and raises ``ConfigError`` naming the field
+(``overrides[1].params.gamma``). Nothing is pickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .assignment import AssignmentError, Override, RuleAssignment
+from .core import Hook, Stabilizer
+from .rule_registry import (
+    RULES,
+    RuleParameterError,
+    UnknownRuleError,
+    make_rule,
+    rule_name,
+    rule_params,
+)
+
+if TYPE_CHECKING:
+    from .live import LiveExplanation
+
+FORMAT = "lrp_core.live"
+VERSION = 1
+_NOT_PARAMS = {"self", "layer_map", "first_map", "canonizers"}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; ``field`` is the path of the offending entry."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CanonizerSet:
+    """A named factory of fresh canonizers and the code line that creates them in a snippet."""
+
+    factory: Callable[[], list]
+    imports: str
+    expression: str
+
+
+CANONIZERS: dict[str, CanonizerSet] = {}
+
+
+def register_canonizers(name: str, factory: Callable[[], list]) -> None:
+    """Register ``factory`` (a module-level function returning fresh canonizers) as ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_canonizers: name must be a non-empty string, got {name!r}")
+    imports = f"from {factory.__module__} import {factory.__qualname__}"
+    CANONIZERS[name] = CanonizerSet(factory, imports, f"{factory.__qualname__}()")
+
+
+def _sequential_merge_batch_norm() -> list:
+    from .canonizers import SequentialMergeBatchNorm
+
+    return [SequentialMergeBatchNorm()]
+
+
+CANONIZERS["sequential_merge_batch_norm"] = CanonizerSet(
+    _sequential_merge_batch_norm,
+    "from lrp_core.canonizers import SequentialMergeBatchNorm",
+    "[SequentialMergeBatchNorm()]",
+)
+
+
+def canonizer_set_name(canonizers: list) -> str | None:
+    """The registered set whose factory gives canonizers of the same classes (None for none)."""
+    if not canonizers:
+        return None
+    classes = [type(c) for c in canonizers]
+    for name, entry in CANONIZERS.items():
+        if [type(c) for c in entry.factory()] == classes:
+            return name
+    raise ConfigError(
+        "canonizers",
+        f"the canonizers {[c.__name__ for c in classes]} match no registered set; register a "
+        "factory with lrp_core.config.register_canonizers(name, factory)",
+    )
+
+
+# --- values ---
+def encode_value(value: Any) -> Any:
+    """A rule parameter as JSON data (tensors and stabilizers tagged)."""
+    if isinstance(value, torch.Tensor):
+        return {"tensor": value.tolist()}
+    if isinstance(value, Stabilizer):
+        return {"stabilizer": dict(vars(value))}
+    if isinstance(value, tuple | list):
+        return [encode_value(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError("params", f"non-finite number {value!r} cannot be exported")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ConfigError("params", f"cannot export a parameter of type {type(value).__name__}")
+
+
+def decode_value(value: Any, field: str) -> Any:
+    """Inverse of ``encode_value``; raises ``ConfigError`` naming ``field``."""
+    if isinstance(value, dict):
+        if set(value) == {"tensor"}:
+            try:
+                return torch.tensor(value["tensor"], dtype=torch.float32)
+            except (TypeError, ValueError) as error:
+                raise ConfigError(field, f"not a numeric tensor: {error}") from None
+        if set(value) == {"stabilizer"} and isinstance(value["stabilizer"], dict):
+            try:
+                return Stabilizer(**value["stabilizer"])
+            except (TypeError, ValueError) as error:
+                raise ConfigError(field, f"bad stabilizer: {error}") from None
+        raise ConfigError(field, f"unknown object {sorted(value)}; use a number, list or tag")
+    if isinstance(value, list):
+        return [decode_value(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+# --- export ---
+def composite_spec(live: LiveExplanation) -> tuple[str, dict[str, Any]] | None:
+    """(registered name, constructor keywords) of the live explanation's composite, or None.
+
+    Raises ``ConfigError`` for an unregistered composite or one with custom map entries.
+    """
+    from .composites import COMPOSITES
+
+    composite = live.composite
+    if composite is None:
+        return None
+    if live.composite_name is not None:
+        params = live.composite_params
+        name = live.composite_name
+    else:
+        names = [n for n, cls in COMPOSITES.items() if type(composite) is cls]
+        if not names:
+            raise ConfigError(
+                "composite", f"{type(composite).__name__} is not a registered composite"
+            )
+        name = names[0]
+        signature = inspect.signature(type(composite).__init__)
+        params = {
+            p: getattr(composite, p)
+            for p in signature.parameters
+            if p not in _NOT_PARAMS and hasattr(composite, p)
+        }
+        fresh = type(composite)(**params)
+        for attribute in ("layer_map", "first_map"):
+            if _map_key(getattr(fresh, attribute, None)) != _map_key(
+                getattr(composite, attribute, None)
+            ):
+                raise ConfigError(
+                    f"composite.{attribute}",
+                    "custom map entries cannot be exported; give them as overrides instead",
+                )
+    return name, dict(params)
+
+
+def _map_key(layer_map: Any) -> Any:
+    if layer_map is None:
+        return None
+    return [(key, type(rule), repr(rule)) for key, rule in layer_map]
+
+
+def _rule_entry(rule: Hook | None) -> dict[str, Any]:
+    return {
+        "rule": rule_name(rule),
+        "params": {k: encode_value(v) for k, v in rule_params(rule).items()},
+    }
+
+
+def _encoded_composite(spec: tuple[str, dict[str, Any]] | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {"name": spec[0], "params": {k: encode_value(v) for k, v in spec[1].items()}}
+
+
+def to_config(live: LiveExplanation) -> dict[str, Any]:
+    """The assignment of ``live`` as a JSON-serialisable dict (see the module docstring)."""
+    overrides = []
+    for override in live.assignment.overrides:
+        target = {
+            k: v
+            for k, v in zip(("name", "type", "within"), override.key, strict=True)
+            if v is not None
+        }
+        overrides.append({**target, **_rule_entry(override.rule)})
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "composite": _encoded_composite(composite_spec(live)),
+        "canonizers": canonizer_set_name(live.canonizers),
+        "overrides": overrides,
+    }
+
+
+def to_json(live: LiveExplanation, indent: int | None = 2) -> str:
+    """``to_config`` as a JSON string."""
+    return json.dumps(to_config(live), indent=indent)
+
+
+# --- import ---
+def _parse(config: str | dict) -> dict:
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as error:
+            raise ConfigError("<json>", f"not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError("<root>", f"expected an object, got {type(config).__name__}")
+    if config.get("format") != FORMAT:
+        raise ConfigError("format", f"expected {FORMAT!r}, got {config.get('format')!r}")
+    if config.get("version") != VERSION:
+        raise ConfigError("version", f"expected {VERSION}, got {config.get('version')!r}")
+    unknown = set(config) - {"format", "version", "composite", "canonizers", "overrides"}
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "unknown field")
+    return config
+
+
+def _params(entry: dict, field: str) -> dict[str, Any]:
+    params = entry.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{field}.params", "expected an object of parameters")
+    return {k: decode_value(v, f"{field}.params.{k}") for k, v in params.items()}
+
+
+def _rule(entry: dict, field: str) -> Hook | None:
+    name = entry.get("rule")
+    if not isinstance(name, str):
+        raise ConfigError(f"{field}.rule", f"expected a rule name, got {name!r}")
+    params = _params(entry, field)
+    try:
+        return make_rule(name, params)
+    except UnknownRuleError as error:
+        raise ConfigError(f"{field}.rule", str(error)) from None
+    except RuleParameterError as error:
+        where = f"{field}.params" + (f".{error.param}" if error.param else "")
+        raise ConfigError(where, str(error)) from None
+
+
+def read_composite(spec: Any) -> tuple[str, dict[str, Any]] | None:
+    """Validate the ``composite`` field; return (name, params) or None."""
+    from .composites import get_composite
+
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ConfigError("composite", "expected {'name': ..., 'params': {...}} or null")
+    try:
+        cls = get_composite(spec["name"])
+    except ValueError as error:
+        raise ConfigError("composite.name", str(error)) from None
+    params = _params(spec, "composite")
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in _NOT_PARAMS]
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(f"composite.params.{key}", f"{spec['name']} takes {allowed}")
+    try:
+        cls(**params)
+    except TypeError as error:
+        raise ConfigError("composite.params", f"{spec['name']}: {error}") from None
+    except ValueError as error:
+        bad = next((k for k in params if k in str(error)), None)
+        raise ConfigError("composite.params" + (f".{bad}" if bad else ""), str(error)) from None
+    return spec["name"], params
+
+
+def read_overrides(entries: Any, assignment: RuleAssignment) -> list[Override]:
+    """Validate the ``overrides`` field against the modules of ``assignment``."""
+    if not isinstance(entries, list):
+        raise ConfigError("overrides", "expected a list")
+    overrides = []
+    probe = assignment.copy()
+    for i, entry in enumerate(entries):
+        field = f"overrides[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(field, "expected an object")
+        unknown = set(entry) - {"name", "type", "within", "rule", "params"}
+        if unknown:
+            raise ConfigError(f"{field}.{sorted(unknown)[0]}", "unknown field")
+        rule = _rule(entry, field)
+        target = {k: entry.get(k) for k in ("name", "type", "within")}
+        try:
+            probe.assign(rule, **target)
+        except (AssignmentError, TypeError) as error:
+            key = next((k for k in target if target[k] is not None and k in str(error)), "name")
+            raise ConfigError(f"{field}.{key}", str(error)) from None
+        overrides.append(probe.overrides[-1])
+    return overrides
+
+
+def apply_config(live: LiveExplanation, config: str | dict) -> None:
+    """Validate ``config`` completely, then set the composite and overrides of ``live``.
+
+    The canonizer set must be the one ``live`` was created with (canonizers change the model, so
+    a different set needs a new live explanation: ``live_from_config``). On any error ``live``
+    keeps its assignment.
+    """
+    from ._live_editing import composite_defaults
+    from .composites import get_composite
+
+    config = _parse(config)
+    if config.get("canonizers") != canonizer_set_name(live.canonizers):
+        raise ConfigError(
+            "canonizers",
+            f"{config.get('canonizers')!r} differs from this live explanation's canonizers; "
+            "create a new one with lrp_core.config.live_from_config",
+        )
+    spec = read_composite(config.get("composite"))
+    composite = None if spec is None else get_composite(spec[0])(**spec[1])
+    overrides = read_overrides(config.get("overrides", []), live.assignment)
+    defaults = composite_defaults(composite, live.model)
+    live._change(lambda: live.assignment.replace(defaults, overrides))
+    live.composite = composite
+    live.composite_name, live.composite_params = (None, {}) if spec is None else spec
+
+
+def live_from_config(model, inputs, config: str | dict, **kwargs: Any) -> LiveExplanation:
+    """A new live explanation of ``model`` on ``inputs`` configured by ``config``."""
+    from .live import LiveExplanation
+
+    parsed = _parse(config)
+    canonizers = parsed.get("canonizers")
+    if canonizers is not None and canonizers not in CANONIZERS:
+        raise ConfigError(
+            "canonizers", f"unknown canonizer set {canonizers!r}; known: {list(CANONIZERS)}"
+        )
+    composite = read_composite(parsed.get("composite"))
+    live = LiveExplanation(
+        model,
+        inputs,
+        None if composite is None else composite[0],
+        composite_params=None if composite is None else composite[1],
+        canonizers=[] if canonizers is None else CANONIZERS[canonizers].factory(),
+        **kwargs,
+    )
+    try:
+        apply_config(live, parsed)
+    except BaseException:
+        live.close()
+        raise
+    return live
+
+
+__all__ = [
+    "CANONIZERS",
+    "ConfigError",
+    "RULES",
+    "apply_config",
+    "decode_value",
+    "encode_value",
+    "live_from_config",
+    "register_canonizers",
+    "to_config",
+    "to_json",
+]

@@ -1,0 +1,243 @@
+"""Per-layer relevance records of one backward pass, and the conservation report built on them.
+
+For a module f in the backward pass, the relevance *entering* it is what arrives at its output(s)
+from the layers above, the relevance *leaving* it is what it passes to its input(s). Totals are
+per sample (sum over every axis but the first). A conserving rule leaves as much as enters; the
+difference is *absorbed* (by biases and stabilizers) when positive, *created* when negative.
+A module called several times in one forward gets one record summing its calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+
+def _per_sample(tensors: Iterable[torch.Tensor | None]) -> torch.Tensor:
+    """Per-sample sums (as float64) of tensors sharing their first axis (scalars: one)."""
+    total = None
+    for tensor in tensors:
+        if tensor is None:
+            continue
+        t = tensor.detach()
+        t = t.reshape(1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
+        t = t.sum(dim=1).to(torch.float64)
+        if total is None:
+            total = t
+        elif total.shape == t.shape:
+            total = total + t
+        else:  # different batch layouts: only the grand total is meaningful
+            total = (total.sum() + t.sum()).reshape(1)
+    return torch.zeros(1, dtype=torch.float64) if total is None else total
+
+
+def _nonfinite(tensors: Iterable[torch.Tensor | None], totals: torch.Tensor) -> int:
+    # sums of finite values are finite (barring overflow): count elements only when one is not
+    if bool(torch.isfinite(totals).all()):
+        return 0
+    return sum(int((~torch.isfinite(t)).sum()) for t in tensors if t is not None)
+
+
+@dataclass
+class LayerRecord:
+    """What one module did to the relevance in one backward pass.
+
+    ``entering``/``leaving``: per-sample totals (float64, shape ``(N,)``); ``nonfinite_entering``
+    and ``nonfinite_leaving``: counts of NaN/inf elements; ``relevance_out``/``relevance_in``: the
+    relevance at the module's first output/input (only when tensors were requested; ``None``
+    otherwise); ``calls``: how many calls of the module the record covers.
+    """
+
+    name: str
+    type: str
+    rule: str
+    entering: torch.Tensor
+    leaving: torch.Tensor
+    nonfinite_entering: int = 0
+    nonfinite_leaving: int = 0
+    relevance_out: torch.Tensor | None = None
+    relevance_in: torch.Tensor | None = None
+    calls: int = 1
+
+    @property
+    def absorbed(self) -> torch.Tensor:
+        """Per-sample relevance absorbed (entering − leaving; negative: created)."""
+        if self.entering.shape != self.leaving.shape:
+            return self.entering.sum().reshape(1) - self.leaving.sum().reshape(1)
+        return self.entering - self.leaving
+
+    def channel_sums(self) -> torch.Tensor:
+        """Per-sample, per-channel sums of the relevance at the output, shape ``(N, C)``.
+
+        Raises ``RuntimeError`` when tensors were not requested for this module.
+        """
+        if self.relevance_out is None:
+            raise RuntimeError(
+                f"no relevance tensor was kept for {self.name!r}; request it with "
+                f"keep_tensors=[{self.name!r}] (or keep_tensors=True)"
+            )
+        t = self.relevance_out.to(torch.float64)
+        if t.ndim < 2:
+            return t.reshape(-1, 1)
+        return t.reshape(t.shape[0], t.shape[1], -1).sum(dim=2)
+
+    def top_channels(self, k: int = 5, sample: int = 0) -> list[tuple[int, float]]:
+        """The ``k`` output channels with the largest relevance sum for ``sample``."""
+        sums = self.channel_sums()[sample]
+        values, indices = sums.topk(min(int(k), sums.numel()))
+        return [(int(i), float(v)) for i, v in zip(indices, values, strict=True)]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable summary (no tensors)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "rule": self.rule,
+            "entering": self.entering.tolist(),
+            "leaving": self.leaving.tolist(),
+            "absorbed": self.absorbed.tolist(),
+            "nonfinite_entering": self.nonfinite_entering,
+            "nonfinite_leaving": self.nonfinite_leaving,
+            "calls": self.calls,
+        }
+
+
+@dataclass
+class RecordCollector:
+    """Collects ``LayerRecord``s during one backward pass.
+
+    ``keep_tensors(name)`` decides per module whether its relevance tensors are kept.
+    """
+
+    keep_tensors: Callable[[str], bool] = lambda name: False
+    records: dict[str, LayerRecord] = field(default_factory=dict)
+
+    def add(
+        self, name: str, module: torch.nn.Module, rule: str, entering: tuple, leaving: tuple
+    ) -> None:
+        """Record one module call: ``entering`` at its outputs, ``leaving`` at its inputs."""
+        totals_in, totals_out = _per_sample(entering), _per_sample(leaving)
+        record = LayerRecord(
+            name=name,
+            type=type(module).__name__,
+            rule=rule,
+            entering=totals_in,
+            leaving=totals_out,
+            nonfinite_entering=_nonfinite(entering, totals_in),
+            nonfinite_leaving=_nonfinite(leaving, totals_out),
+        )
+        if self.keep_tensors(name):
+            record.relevance_out = entering[0].detach().clone() if entering else None
+            record.relevance_in = leaving[0].detach().clone() if leaving else None
+        previous = self.records.get(name)
+        if previous is not None:
+            record = _merge(previous, record)
+        self.records[name] = record
+
+
+def _merge(a: LayerRecord, b: LayerRecord) -> LayerRecord:
+    """One record for two calls of the same module (totals and counts add)."""
+
+    def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + y if x.shape == y.shape else (x.sum() + y.sum()).reshape(1)
+
+    def add_tensors(x, y):
+        if x is None or y is None or x.shape != y.shape:
+            return x if y is None else y
+        return x + y
+
+    return LayerRecord(
+        name=a.name,
+        type=a.type,
+        rule=a.rule,
+        entering=add(a.entering, b.entering),
+        leaving=add(a.leaving, b.leaving),
+        nonfinite_entering=a.nonfinite_entering + b.nonfinite_entering,
+        nonfinite_leaving=a.nonfinite_leaving + b.nonfinite_leaving,
+        relevance_out=add_tensors(a.relevance_out, b.relevance_out),
+        relevance_in=add_tensors(a.relevance_in, b.relevance_in),
+        calls=a.calls + b.calls,
+    )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A module that created or lost relevance beyond the tolerance, or produced NaN/inf.
+
+    ``kind`` is ``"created"``, ``"lost"`` or ``"non-finite"``; ``relative`` is the largest
+    per-sample |entering − leaving| / max(|entering|, |leaving|).
+    """
+
+    name: str
+    kind: str
+    relative: float
+    entering: list[float]
+    leaving: list[float]
+
+
+@dataclass(frozen=True)
+class ConservationReport:
+    """Modules that break conservation, in backward order, with the tolerance used."""
+
+    violations: list[Violation]
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        """True when no module breaks conservation."""
+        return not self.violations
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the offending modules."""
+        return [v.name for v in self.violations]
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"relevance conserved in every layer (tolerance {self.tolerance:g})"
+        lines = [f"{len(self.violations)} layer(s) break conservation:"]
+        lines += [f"  {v.name}: {v.kind} (relative {v.relative:.3g})" for v in self.violations]
+        return "\n".join(lines)
+
+
+def conservation_report(
+    records: dict[str, LayerRecord], tolerance: float = 1e-5, floor: float = 1e-12
+) -> ConservationReport:
+    """Flag each module whose leaving total differs from its entering total by more than
+    ``tolerance`` relative to the larger of the two (per sample; totals below ``floor`` count as
+    zero), and each module with non-finite relevance."""
+    violations = []
+    for name, record in records.items():
+        if record.nonfinite_entering or record.nonfinite_leaving:
+            violations.append(
+                Violation(
+                    name,
+                    "non-finite",
+                    float("nan"),
+                    record.entering.tolist(),
+                    record.leaving.tolist(),
+                )
+            )
+            continue
+        absorbed = record.absorbed
+        if record.entering.shape == record.leaving.shape:
+            scale = torch.maximum(record.entering.abs(), record.leaving.abs())
+        else:
+            scale = torch.maximum(record.entering.sum().abs(), record.leaving.sum().abs())
+        relative = absorbed.abs() / scale.clamp(min=floor)
+        relative = torch.where(scale < floor, torch.zeros_like(relative), relative)
+        worst = int(relative.argmax())
+        if float(relative[worst]) > tolerance:
+            kind = "lost" if float(absorbed.reshape(-1)[worst]) > 0 else "created"
+            violations.append(
+                Violation(
+                    name,
+                    kind,
+                    float(relative[worst]),
+                    record.entering.tolist(),
+                    record.leaving.tolist(),
+                )
+            )
+    return ConservationReport(violations, float(tolerance))

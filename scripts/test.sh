@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: set-up, lint, JS type check, unit tests,
+# notebook execution and browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --browser
+PY=.venv/bin/python
+
+# The reference library, used only as a black-box oracle by the parity tests. It is never a dependency:
+# installed without its requirements (torchvision), and the parity tests skip when it is absent.
+"$PY" -m pip install --quiet --no-deps "zennit==0.5.1" \
+    || echo "zennit could not be installed: the parity tests will be skipped"
+
+echo "== ruff"
+"$PY" -m ruff check .
+"$PY" -m ruff format --check .
+
+echo "== front-end type check"
+(cd js && npm run --silent typecheck)
+
+echo "== pytest"
+"$PY" -m pytest "$@"

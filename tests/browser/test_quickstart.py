@@ -1,0 +1,183 @@
+"""The quickstart notebook in real JupyterLab and Notebook 7, driven in headless Chromium.
+
+Checks the Explorer's testing contract (root ``.lrp-explorer``, one ``[data-layer]`` row per
+module, ``[data-role=status]`` saying ``ready``) and both directions of the selection sync:
+``explorer.select(...)`` in the notebook marks rows, and a click changes ``explorer.selected``.
+
+Screenshots: ``test-artifacts/explorer.png``; with ``LRP_UPDATE_SCREENSHOTS=1`` also
+``docs/images/explorer.png`` (the README's picture).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrp_widgets.demo import build_model
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+NOTEBOOK = "01_quickstart.ipynb"
+DEMO_MODEL = build_model()  # same module tree as load_model(), without reading the weights
+MODULE_NAMES = [name for name, _ in DEMO_MODEL.named_modules() if name]
+# The notebook ends with explorer.select(the first two Conv2d layers).
+NOTEBOOK_SELECTION = [
+    name for name, module in DEMO_MODEL.named_modules() if isinstance(module, torch.nn.Conv2d)
+][:2]
+
+
+def row_names(explorer) -> list[str]:
+    return explorer.locator("[data-layer]").evaluate_all(
+        "rows => rows.map((row) => row.dataset.layer)"
+    )
+
+
+def selected_rows(explorer) -> list[str]:
+    return explorer.locator("[data-layer][aria-selected='true']").evaluate_all(
+        "rows => rows.map((row) => row.dataset.layer)"
+    )
+
+
+def test_quickstart_explorer_in_jupyterlab(page, jupyter, lab_server):
+    page.goto(f"{lab_server.url}/lab/tree/{NOTEBOOK}")
+    jupyter.wait_for_notebook()
+    jupyter.run_all_cells()
+
+    explorer = page.locator(".lrp-explorer")
+    explorer.wait_for()
+    assert explorer.count() == 1
+    status = explorer.locator("[data-role='status']")
+    assert "ready" in status.inner_text()
+
+    # The tree lists every module of the demo model (the root is the header, not a row).
+    assert row_names(explorer) == MODULE_NAMES
+
+    # Python → view: the notebook's last cell selected the first two convolutions.
+    page.wait_for_function(
+        """(expected) => {
+            const rows = document.querySelectorAll(".lrp-explorer [aria-selected='true']");
+            return [...rows].map((r) => r.dataset.layer).join() === expected.join();
+        }""",
+        arg=NOTEBOOK_SELECTION,
+    )
+
+    # View → Python: click a row that is not selected yet, Ctrl-click a second one, and read
+    # the trait in the kernel.
+    first, second = [n for n in MODULE_NAMES if "." in n and n not in NOTEBOOK_SELECTION][:2]
+    explorer.locator(f"[data-layer='{first}']").click()
+    assert selected_rows(explorer) == [first]
+    explorer.locator(f"[data-layer='{second}']").click(modifiers=["Control"])
+    assert selected_rows(explorer) == [first, second]
+    output = jupyter.run_new_cell("explorer.selected")
+    assert ast.literal_eval(output.strip()) == [first, second]
+    assert "ready" in status.inner_text() and "2 selected" in status.inner_text()
+
+    # Branches fold: the parent's toggle hides its children and shows them again.
+    parent = first.rpartition(".")[0]
+    child = explorer.locator(f"[data-layer='{first}']")
+    explorer.locator(f"[data-layer='{parent}'] [data-role='toggle']").click()
+    child.wait_for(state="hidden")
+    explorer.locator(f"[data-layer='{parent}'] [data-role='toggle']").click()
+    child.wait_for(state="visible")
+
+    page.mouse.move(0, 0)  # no hover highlight in the screenshot
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "explorer.png"
+    explorer.screenshot(path=str(shot))
+    assert shot.stat().st_size > 0
+    if os.environ.get("LRP_UPDATE_SCREENSHOTS") == "1":
+        docs = REPO / "docs" / "images"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, docs / "explorer.png")
+
+
+def test_quickstart_explorer_in_notebook7(page, jupyter, notebook_server):
+    page.goto(f"{notebook_server.url}/tree")
+    link = page.locator(".jp-DirListing-item", has_text=NOTEBOOK)
+    with page.context.expect_page() as opened:
+        link.dblclick()
+    notebook = opened.value
+    ui = jupyter.on(notebook)
+    ui.wait_for_notebook()
+    ui.run_all_cells()
+
+    explorer = notebook.locator(".lrp-explorer")
+    explorer.wait_for()
+    assert row_names(explorer) == MODULE_NAMES
+    assert "ready" in explorer.locator("[data-role='status']").inner_text()
+
+
+# WCAG contrast ratio of an element's text against the first opaque background behind it:
+# (L_light + 0.05) / (L_dark + 0.05), L the relative luminance of the sRGB colour; a text colour
+# with alpha is first blended over that background.
+CONTRAST_JS = """(el) => {
+    const parse = (text) => {  // "rgb(r, g, b)", "rgba(r, g, b, a)" or "color(srgb r g b / a)"
+        const v = text.match(/-?[\\d.]+(?:e-?\\d+)?/g).map(Number);
+        const scale = text.startsWith("color(") ? 255 : 1;
+        return [v[0] * scale, v[1] * scale, v[2] * scale, v[3] ?? 1];
+    };
+    let node = el;
+    let bg = parse(getComputedStyle(node).backgroundColor);
+    while (bg[3] < 1 && node.parentElement) {
+        node = node.parentElement;
+        bg = parse(getComputedStyle(node).backgroundColor);
+    }
+    const fg = parse(getComputedStyle(el).color);
+    const mixed = fg.slice(0, 3).map((v, i) => fg[3] * v + (1 - fg[3]) * bg[i]);
+    const lum = (c) => {
+        const [r, g, b] = c.map((v) => {
+            const s = v / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const [hi, lo] = [lum(mixed), lum(bg.slice(0, 3))].sort((a, b) => b - a);
+    return (hi + 0.05) / (lo + 0.05);
+}"""
+
+
+def test_explorer_is_legible_in_both_themes(page, jupyter, lab_server):
+    page.goto(f"{lab_server.url}/lab/tree/{NOTEBOOK}")
+    jupyter.wait_for_notebook()
+    jupyter.run_all_cells()
+    explorer = page.locator(".lrp-explorer")
+    explorer.wait_for()
+    selected = explorer.locator("[data-layer][aria-selected='true'] .lrp-name").first
+    plain = explorer.locator("[data-layer][aria-selected='false'] .lrp-name").first
+    secondary = explorer.locator("[data-layer] .lrp-type").first
+
+    def check_contrast(theme: str) -> None:
+        for element, minimum in ((selected, 4.5), (plain, 4.5), (secondary, 3.0)):
+            ratio = element.evaluate(CONTRAST_JS)
+            assert ratio >= minimum, f"{theme}: contrast {ratio:.2f} < {minimum}"
+
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
+    check_contrast("JupyterLab Light")
+
+    light_background = explorer.evaluate("(el) => getComputedStyle(el).backgroundColor")
+    set_theme(page, "JupyterLab Dark", light=False)
+    try:
+        page.wait_for_function(  # the dark theme's stylesheet has reached the widget
+            "([el, before]) => getComputedStyle(el).backgroundColor !== before",
+            arg=[explorer.element_handle(), light_background],
+        )
+        check_contrast("JupyterLab Dark")
+        ARTIFACTS.mkdir(exist_ok=True)
+        explorer.screenshot(path=str(ARTIFACTS / "explorer-dark.png"))
+    finally:  # the theme is a server-side setting: leave it as other tests expect it
+        set_theme(page, "JupyterLab Light", light=True)
+
+
+def set_theme(page, theme: str, light: bool) -> None:
+    """Pick ``theme`` in Settings → Theme and wait until JupyterLab reports it."""
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
+    page.wait_for_selector(f"body[data-jp-theme-light='{str(light).lower()}']", state="attached")

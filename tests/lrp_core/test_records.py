@@ -1,0 +1,116 @@
+"""Per-layer records and the conservation report.
+
+Checked: a record's totals are the per-sample sums of the relevance tensors it kept (entering =
+at the module's output, leaving = at its input); in a Sequential, what leaves layer l+1 enters
+layer l; the first layer's leaving total is the sum of the returned relevance. On a bias-free
+ReLU network every LRP rule used here conserves relevance (Σ R_in = Σ R_out up to the
+stabilizer), so the report is clean; a rule that doubles relevance is named as "created".
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lrp_core.composites import EpsilonPlus, EpsilonPlusFlat
+from lrp_core.core import BasicHook
+from lrp_core.live import LiveExplanation
+from lrp_core.records import LayerRecord, conservation_report
+
+from .live_models import batch, relu_net
+
+
+def per_sample(t: torch.Tensor) -> torch.Tensor:
+    return t.double().reshape(t.shape[0], -1).sum(1)
+
+
+def test_record_totals_agree_with_relevance_tensors():
+    model = relu_net(bias=True)
+    with LiveExplanation(model, batch(), EpsilonPlusFlat()) as live:
+        result = live.explain(target=[0, 1, 2], keep_tensors=True)
+    names = [str(i) for i in range(9)]
+    assert list(result.records) == names  # forward order
+    for name in names:
+        record = result.records[name]
+        assert torch.allclose(record.entering, per_sample(record.relevance_out), atol=1e-12)
+        assert torch.allclose(record.leaving, per_sample(record.relevance_in), atol=1e-12)
+        assert torch.allclose(record.channel_sums().sum(1), record.entering, atol=1e-12)
+    for lower, upper in zip(names, names[1:], strict=False):
+        assert torch.equal(result.records[upper].relevance_in, result.records[lower].relevance_out)
+    assert torch.allclose(result.records["0"].leaving, per_sample(result.relevance), atol=1e-12)
+    # the seed enters the last layer: one-hot rows times nothing else
+    assert torch.allclose(result.records["8"].entering, torch.ones(3, dtype=torch.float64))
+
+
+def test_tensors_kept_only_on_request():
+    with LiveExplanation(relu_net(), batch(), EpsilonPlus()) as live:
+        result = live.explain(target=0, keep_tensors=["2"])
+    assert result.records["2"].relevance_out is not None
+    assert result.records["0"].relevance_out is None
+    with pytest.raises(RuntimeError, match="keep_tensors"):
+        result.records["0"].channel_sums()
+    top = result.records["2"].top_channels(2, sample=1)
+    sums = result.records["2"].channel_sums()[1]
+    assert [c for c, _ in top] == sums.argsort(descending=True)[:2].tolist()
+
+
+def test_bias_free_relu_network_conserves():
+    model = relu_net(bias=False)
+    composite = EpsilonPlusFlat(epsilon=1e-12, stabilizer=1e-12)
+    with LiveExplanation(model, batch(), composite) as live:
+        result = live.explain(target=[0, 1, 2])
+    report = result.conservation(tolerance=1e-6)
+    assert report.ok, str(report)
+    total_in = result.records["8"].entering
+    assert torch.allclose(per_sample(result.relevance), total_in, rtol=1e-6)
+
+
+class Doubling(BasicHook):
+    """Broken on purpose: R_in = 2 · x ⊙ Jᵀ(R / stab(z)) creates relevance."""
+
+    def __init__(self):
+        super().__init__(reducer=lambda inputs, grads: 2 * inputs[0] * grads[0])
+
+
+def test_broken_rule_is_named():
+    model = relu_net(bias=False)
+    composite = EpsilonPlusFlat(epsilon=1e-12, stabilizer=1e-12)
+    with LiveExplanation(model, batch(), composite) as live:
+        live.assign(Doubling(), name="2")
+        result = live.explain(target=0)
+    report = result.conservation(tolerance=1e-6)
+    assert report.names == ["2"]
+    assert report.violations[0].kind == "created"
+    assert report.violations[0].relative == pytest.approx(0.5, rel=1e-4)  # |R - 2R| / |2R|
+    assert "2: created" in str(report)
+
+
+def record(name, entering, leaving, nonfinite=0):
+    t = torch.tensor
+    return LayerRecord(
+        name, "X", "R", t(entering, dtype=torch.float64), t(leaving, dtype=torch.float64), nonfinite
+    )
+
+
+def test_conservation_report_classifies():
+    records = {
+        "same": record("same", [1.0, -2.0], [1.0, -2.0]),
+        "lost": record("lost", [1.0, 1.0], [1.0, 0.9]),
+        "created": record("created", [1.0, 1.0], [1.2, 1.0]),
+        "tiny": record("tiny", [1e-15, 0.0], [0.0, 1e-14]),
+        "nan": record("nan", [1.0], [math.nan], nonfinite=1),
+    }
+    report = conservation_report(records, tolerance=1e-3)
+    kinds = {v.name: v.kind for v in report.violations}
+    assert kinds == {"lost": "lost", "created": "created", "nan": "non-finite"}
+    lost = next(v for v in report.violations if v.name == "lost")
+    assert lost.relative == pytest.approx(0.1)
+    assert conservation_report({"same": records["same"]}).ok
+
+
+def test_absorbed_is_entering_minus_leaving():
+    r = record("a", [2.0, 3.0], [1.5, 3.5])
+    assert r.absorbed.tolist() == [0.5, -0.5]
+    assert r.to_dict()["absorbed"] == [0.5, -0.5]

@@ -1,0 +1,64 @@
+"""Import the reference library Zennit as a black-box oracle for the parity tests.
+
+Zennit's package ``__init__`` imports its torchvision canonizers, which need
+``torchvision.models.resnet.{BasicBlock, Bottleneck}``. torchvision is deliberately not installed,
+so a minimal stand-in package is placed into ``sys.modules`` just for the import and removed
+again afterwards, so that no other test sees a fake torchvision. Zennit's own
+``zennit.torchvision`` keeps references to the dummy classes; the parity tests never use it.
+
+Use: ``zennit = load()`` at module level of a parity test file; it skips the whole module (with
+a clear reason) when Zennit is not installed. Zennit is only ever called through its public API,
+as a black box; its source is not read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from types import ModuleType
+
+import pytest
+
+ZENNIT_SUBMODULES = (
+    "core",
+    "rules",
+    "composites",
+    "canonizers",
+    "attribution",
+    "image",
+    "cmap",
+    "types",
+    "layer",
+)
+
+
+def _stand_in_torchvision() -> dict[str, ModuleType]:
+    """A fake ``torchvision`` with just the names Zennit's import asks for (found by trial)."""
+    torchvision = ModuleType("torchvision")
+    models = ModuleType("torchvision.models")
+    resnet = ModuleType("torchvision.models.resnet")
+    torchvision.__path__ = []  # mark as packages so submodule imports resolve via sys.modules
+    models.__path__ = []
+    resnet.BasicBlock = type("BasicBlock", (), {})
+    resnet.Bottleneck = type("Bottleneck", (), {})
+    torchvision.models = models
+    models.resnet = resnet
+    return {module.__name__: module for module in (torchvision, models, resnet)}
+
+
+def load() -> types.SimpleNamespace:
+    """Import Zennit's public submodules; skip the calling module when Zennit is not installed."""
+    stand_ins = _stand_in_torchvision()
+    shadowed = {name: sys.modules[name] for name in stand_ins if name in sys.modules}
+    if shadowed:
+        stand_ins = {}  # a real torchvision is present: use it
+    sys.modules.update(stand_ins)
+    try:
+        pytest.importorskip("zennit", reason="zennit (the reference library) is not installed")
+        modules = {name: importlib.import_module(f"zennit.{name}") for name in ZENNIT_SUBMODULES}
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return types.SimpleNamespace(**modules)
