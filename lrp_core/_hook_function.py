@@ -50,9 +50,11 @@ class ModuleCall:
     """What one hooked module call leaves for the backward pass.
 
     ``originals`` are the caller's tensors (connected to the outer graph), ``inputs`` detached
-    stand-ins that share their storage, ``leaves`` the stand-ins the local graph starts from (or
-    None), ``outputs`` the local graph's output tensors (or None) and ``kept`` what the hook chose
-    to keep from the forward (see ``Hook._keep``).
+    aliases that share their storage, ``leaves`` the stand-ins the local graph starts from (or
+    None), ``outputs`` the local graph's output tensors (or None) and ``kept`` whatever else the
+    hook chose to keep (see ``Hook._keep``, which may also drop any of these). ``released`` is set
+    once autograd freed the node (all tensors dropped); ``graph_built`` once a backward pass with
+    ``create_graph=True`` went through it (a later pass differentiates that graph).
     """
 
     __slots__ = (

@@ -16,7 +16,7 @@ echo "== ruff"
 "$PY" -m ruff format --check .
 
 echo "== front-end type check"
-(cd js && npm run --silent typecheck)
+(cd js && { [ -d node_modules ] || npm ci --silent; } && npm run --silent typecheck)
 
 echo "== pytest"
 "$PY" -m pytest "$@"

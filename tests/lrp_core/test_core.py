@@ -19,7 +19,7 @@ from lrp_core.core import (
     expand,
     stabilize,
 )
-from lrp_core.rules import Epsilon, Norm, Pass, ZPlus
+from lrp_core.rules import Epsilon, Gamma, Norm, Pass, ZPlus
 
 from . import references as ref
 
@@ -73,8 +73,8 @@ def test_generic_hook_receives_true_gradients():
     assert hook.stored_tensors == {}
 
 
-class _CountingLinear(nn.Module):
-    """Linear map whose backward counts its calls (to see which VJPs a hook computes)."""
+class _CountingLinear(nn.Linear):
+    """Bias-free linear layer whose backward counts its calls (to see which VJPs a hook runs)."""
 
     calls = 0
 
@@ -91,23 +91,44 @@ class _CountingLinear(nn.Module):
             return grad @ weight, None
 
     def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(3, 4, dtype=torch.float64))
-        self.bias = None
+        super().__init__(4, 3, bias=False, dtype=torch.float64)
 
     def forward(self, x):
         return self._Fn.apply(x, self.weight)
 
 
 @pytest.mark.parametrize(
-    "hook,expected_calls",
-    [(Recorder(), 1), (Epsilon(), 1), (ZPlus(), 2), (BasicHook(input_modifiers=[lambda x: x]), 1)],
-    ids=["generic", "epsilon-reuses-graph", "zplus-two-terms", "basic-rerun"],
+    "hook,x,expected_calls",
+    [
+        (Recorder(), [1.0, -2.0, 3.0, -0.5], 1),
+        (Epsilon(), [1.0, -2.0, 3.0, -0.5], 1),
+        (ZPlus(), [1.0, -2.0, 3.0, -0.5], 2),
+        (ZPlus(), [1.0, 0.0, 3.0, 0.5], 1),
+        (Gamma(), [1.0, 0.0, 3.0, 0.5], 2),
+        (BasicHook(input_modifiers=[lambda x: x]), [1.0, -2.0, 3.0, -0.5], 1),
+    ],
+    ids=[
+        "generic",
+        "epsilon-reuses-graph",
+        "zplus-two-terms",
+        "zplus-x-minus-skipped",
+        "gamma-x-minus-skipped",
+        "basic-rerun",
+    ],
 )
-def test_basic_hooks_never_compute_the_discarded_true_gradient(hook, expected_calls):
-    """A generic hook needs one VJP (the true gradient); BasicHook one per non-vanishing term."""
+def test_basic_hooks_never_compute_the_discarded_true_gradient(hook, x, expected_calls):
+    """A generic hook needs one VJP (the true gradient); BasicHook one per term that does not
+    vanish: x⁻ terms of a bias-free linear map vanish for x ≥ 0; Gamma runs one VJP for the
+    z > 0 part and one for the z < 0 part (the seed is all ones and z has both signs)."""
     module = _CountingLinear()
-    x = torch.tensor([[1.0, -2.0, 3.0, -0.5]], dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        module.weight.copy_(
+            torch.tensor(
+                [[1.0, 2.0, -1.0, 0.5], [-1.0, -1.0, -2.0, 1.0], [0.3, -0.2, 0.1, 0.4]],
+                dtype=torch.float64,
+            )
+        )
+    x = torch.tensor([x], dtype=torch.float64, requires_grad=True)
     handles = hook.register(module)
     _CountingLinear.calls = 0
     torch.autograd.grad(module(x), x, torch.ones(1, 3, dtype=torch.float64))
@@ -516,3 +537,33 @@ def test_broadcast_vjp_regression():
     _, got = relevance_with(Norm(), SumLast(), x, seed)
     want = x * (seed / ref.stab(x.sum(-1))).unsqueeze(-1)
     torch.testing.assert_close(got, want, **TOL)
+
+
+def test_output_changed_in_place_after_the_hooked_module():
+    """Epsilon reuses the forward's output z; if later code adds to it in place, z is recomputed:
+    the relevance equals that of the same model written out of place."""
+
+    class AddAfter(nn.Module):
+        def __init__(self, in_place):
+            super().__init__()
+            torch.manual_seed(8)
+            self.linear, self.in_place = nn.Linear(4, 3).double(), in_place
+
+        def forward(self, x):
+            out = self.linear(x)
+            if self.in_place:
+                out += 1.0
+                return out
+            return out + 1.0
+
+    x = torch.randn(2, 4, dtype=torch.float64)
+    seed = torch.randn(2, 3, dtype=torch.float64)
+    results = []
+    for in_place in (False, True):
+        model = AddAfter(in_place)
+        handles = hooked(model, {"linear": Epsilon()})
+        results.append(relevance_of(model, x, seed)[1])
+        handles.remove()
+    torch.testing.assert_close(results[1], results[0], **TOL)
+    reference = ref.per_sample(model.linear, x, seed, ref.epsilon)
+    torch.testing.assert_close(results[0], reference, **TOL)
