@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,43 +24,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import gradient_pass, timed, vgg16_shaped  # noqa: E402
 from memory import PeakMemory  # noqa: E402
 
 from lrp_core.composites import EpsilonGammaBox, EpsilonPlusFlat  # noqa: E402
 
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 TARGETS = {"EpsilonPlusFlat": 1.6, "EpsilonGammaBox": 2.0}
 MEMORY_TARGET = 1.3
-
-
-def vgg16_shaped(num_classes: int = 1000) -> nn.Sequential:
-    """13 3×3 convolutions with ReLU, 5 max pools, 7×7 adaptive average pool, 3 dense layers."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in VGG16:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
-            channels = item
-    layers += [
-        nn.AdaptiveAvgPool2d(7),
-        nn.Flatten(),
-        nn.Linear(512 * 7 * 7, 4096),
-        nn.ReLU(),
-        nn.Linear(4096, 4096),
-        nn.ReLU(),
-        nn.Linear(4096, num_classes),
-    ]
-    return nn.Sequential(*layers).eval()
-
-
-def one_pass(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Forward, then the input gradient seeded with the one-hot target."""
-    x = x.detach().requires_grad_()
-    output = model(x)
-    (grad,) = torch.autograd.grad(output, x, target)
-    return grad
 
 
 def _methods(model: nn.Module) -> dict[str, tuple[Callable, Callable]]:
@@ -115,9 +84,9 @@ def measure(repeats: int, size: int) -> dict[str, tuple[float, float, int]]:
         for name, (enter, leave) in methods.items():  # warm-up and memory
             enter()
             try:
-                one_pass(model, x, target)
+                gradient_pass(model, x, target)
                 with PeakMemory() as memory:
-                    one_pass(model, x, target)
+                    gradient_pass(model, x, target)
                 peaks[name] = memory.peak
             finally:
                 leave()
@@ -125,10 +94,9 @@ def measure(repeats: int, size: int) -> dict[str, tuple[float, float, int]]:
             for name, (enter, leave) in methods.items():
                 enter()
                 try:
-                    start, cpu_start = time.perf_counter(), time.process_time()
-                    one_pass(model, x, target)
-                    times[name].append(time.perf_counter() - start)
-                    cpu_times[name].append(time.process_time() - cpu_start)
+                    wall, cpu = timed(lambda: gradient_pass(model, x, target))
+                    times[name].append(wall)
+                    cpu_times[name].append(cpu)
                 finally:
                     leave()
     return {

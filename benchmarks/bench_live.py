@@ -19,48 +19,21 @@ import argparse
 import copy
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import gradient_pass, timed, vgg16_shaped  # noqa: E402
 
 from lrp_core.composites import EpsilonGammaBox, EpsilonPlusFlat  # noqa: E402
 from lrp_core.live import LiveExplanation  # noqa: E402
 
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 TARGET_RATIO = 1.0
-
-
-def vgg16_shaped(num_classes: int = 1000) -> nn.Sequential:
-    """13 3×3 convolutions with ReLU, 5 max pools, 7×7 adaptive average pool, 3 dense layers."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in VGG16:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
-            channels = item
-    layers += [
-        nn.AdaptiveAvgPool2d(7),
-        nn.Flatten(),
-        nn.Linear(512 * 7 * 7, 4096),
-        nn.ReLU(),
-        nn.Linear(4096, 4096),
-        nn.ReLU(),
-        nn.Linear(4096, num_classes),
-    ]
-    return nn.Sequential(*layers).eval()
-
-
-def gradient_pass(model: nn.Module, x: torch.Tensor, seed: torch.Tensor) -> None:
-    """Forward, then the input gradient seeded with ``seed`` (the reference cost)."""
-    x = x.detach().requires_grad_()
-    torch.autograd.grad(model(x), x, seed)
 
 
 def models(demo_batch: int) -> dict[str, tuple[nn.Module, torch.Tensor, object, str]]:
@@ -101,25 +74,23 @@ def measure(model, x, make_composite, layer: str, repeats: int) -> dict[str, flo
         live.explain(target=0)  # fills the cache of modified forwards
         gradient_pass(reference, x, seed)  # warm-up
         for i in range(repeats):
-            times["gradient"].append(_timed(lambda: gradient_pass(reference, x, seed)))
+            times["gradient"].append(_wall(lambda: gradient_pass(reference, x, seed)))
             value = (0.25 if key == "gamma" else 1e-6) * (2 if i % 2 else 1)
 
             def rerun(value=value):
                 live.set_params(layer, **{key: value})
                 live.explain(target=0)
 
-            times["rerun"].append(_timed(rerun))
-            times["target"].append(_timed(lambda i=i: live.explain(target=1 + i % 2)))
+            times["rerun"].append(_wall(rerun))
+            times["target"].append(_wall(lambda i=i: live.explain(target=1 + i % 2)))
         assert live.forward_count == 1
     finally:
         live.close()
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def _wall(fn) -> float:
+    return timed(fn)[0]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-__all__ = ["AttrOutput", "Attributor", "BatchedAttributor", "OutputSeed"]
+__all__ = ["AttrOutput", "Attributor", "BatchedAttributor", "MeanGradientAttributor", "OutputSeed"]
 
 AttrOutput = torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
 
@@ -235,13 +235,6 @@ class BatchedAttributor(Attributor):
             )
         self.batch_size = batch_size
 
-    def _graph_input(self, input: torch.Tensor) -> torch.Tensor:
-        """The input the passes start from: detached, unless ``create_graph`` asks for higher-order
-        derivatives with respect to an input that requires gradients."""
-        if getattr(self, "create_graph", False) and input.requires_grad:
-            return input
-        return input.detach()
-
     def _copies_per_pass(self, input: torch.Tensor) -> int:
         """Input copies per pass: ``batch_size``, or automatic (1 where copies could interact).
 
@@ -253,6 +246,45 @@ class BatchedAttributor(Attributor):
         if self.model.training or (self.composite is not None and input.shape[0] > 1):
             return 1
         return max(1, _AUTO_PASS_ELEMENTS // max(1, input.numel()))
+
+
+class MeanGradientAttributor(BatchedAttributor):
+    """The mean seeded gradient over ``n_iter`` points made from the input (the subclass says
+    which points and sets ``n_iter``); ``create_graph`` and ``retain_graph`` act as for
+    ``Gradient``."""
+
+    n_iter: int
+
+    def __init__(
+        self,
+        model: nn.Module,
+        composite: object = None,
+        attr_output: AttrOutput = None,
+        create_graph: bool = False,
+        retain_graph: bool | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(model, composite, attr_output, batch_size)
+        self.create_graph = create_graph
+        self.retain_graph = retain_graph
+
+    def _graph_input(self, input: torch.Tensor) -> torch.Tensor:
+        """The input the passes start from: detached, unless ``create_graph`` asks for higher-order
+        derivatives with respect to an input that requires gradients."""
+        if self.create_graph and input.requires_grad:
+            return input
+        return input.detach()
+
+    def _mean_gradient(
+        self, input: torch.Tensor, points: Iterable[torch.Tensor], attr_output_fn: Callable
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model output at the last point and the mean of the seeded gradients at ``points``
+        (``n_iter`` of them, derived from ``input``)."""
+        copies = self._copies_per_pass(input)
+        output, total = self._sum_gradients(
+            points, attr_output_fn, copies, self.create_graph, self.retain_graph
+        )
+        return output, total / self.n_iter
 
     def _sum_gradients(
         self,

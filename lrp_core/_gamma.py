@@ -20,7 +20,7 @@ import torch
 
 from ._chunks import output_chunks, output_slice, sliced
 from ._hook_function import ModuleCall
-from ._relevance import _owned
+from ._relevance import _owned, _pointers
 
 if TYPE_CHECKING:
     from .rules import Gamma
@@ -78,7 +78,7 @@ def _pair_relevance(rule: Gamma, call: ModuleCall, parts: list, relevance, chunk
 
 
 def _times(grad: torch.Tensor, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    return grad.mul_(x) if _owned(grad, (relevance,)) else grad * x
+    return grad.mul_(x) if _owned(grad, _pointers((relevance,))) else grad * x
 
 
 def gamma_relevance(rule: Gamma, call: ModuleCall, grad_output: torch.Tensor) -> tuple:

@@ -11,9 +11,9 @@ one VJP per term. For the built-in rules, whose gradient mappers are linear in t
 (γ_k = R ⊙ φ_k(outputs)), the factors φ_k are cached too, so a re-run maps R with one product.
 Cached work is valid as long as the forward graph is, and is dropped with it.
 
-The formula below is ``lrp_core._relevance.basic_relevance`` with the terms supplied from the
-cache, every graph retained (no create_graph support: live explanations are first order) and
-VJPs of all-zero vectors skipped (exactly zero).
+The formula itself is ``lrp_core._relevance.basic_relevance``, called with the terms from the
+cache, every graph retained (live explanations are first order) and VJPs of all-zero vectors
+skipped (exactly zero).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import torch
 
 from . import rules
 from ._hook_function import ModuleCall
-from ._relevance import true_gradient, vanishes_for_zero_input
+from ._relevance import (
+    GradientMap,
+    basic_relevance,
+    map_relevance,
+    modified_forwards,
+    true_gradient,
+)
 from .core import BasicHook, Hook
 from .rules import Gamma
 
@@ -33,17 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _CACHEABLE = {BasicHook._relevance, Gamma._relevance}
-#: built-in rules whose gradient mapper is R ⊙ φ_k(outputs), linear in the relevance R
-LINEAR_MAPPER_RULES = (
-    rules.Epsilon,
-    rules.Norm,
-    rules.ZPlus,
-    rules.AlphaBeta,
-    rules.Gamma,
-    rules.ZBox,
-    rules.Flat,
-    rules.WSquare,
-)
+#: built-in rules whose gradient mapper is R ⊙ φ_k(outputs), linear in the relevance R: all the
+#: built-in LRP rules (a new one whose mapper is not linear in R must be left out here)
+LINEAR_MAPPER_RULES = rules.LRP_RULES
 
 
 class Superseded(Exception):
@@ -87,27 +85,6 @@ def rule_view(call: ModuleCall, rule: Hook) -> ModuleCall:
     return view
 
 
-def _term(rule: BasicHook, call: ModuleCall, k: int) -> tuple[list, list | None]:
-    """Modified inputs and outputs (with graph) of term k; outputs None if it provably vanishes."""
-    if rule._identity_terms[k] and call.leaves is not None and call.outputs_unchanged():
-        return call.leaves, call.outputs
-    param_mod = rule.param_modifiers[k]
-    with torch.no_grad():
-        inputs = [rule.input_modifiers[k](x) for x in call.inputs]
-    if (
-        rule._weighted_terms[k]
-        and vanishes_for_zero_input(call.module, param_mod)
-        and not any(bool(x.any()) for x in inputs)
-    ):
-        return inputs, None
-    inputs = [x.detach().requires_grad_() for x in inputs]
-    with torch.enable_grad():
-        with param_mod(call.module):
-            outputs = call.rerun(inputs)
-        outputs = [rule.output_modifiers[k](y) for y in outputs]
-    return inputs, outputs
-
-
 class TermCache:
     """Modified forwards (and rule views) per (module call, rule), the ``size`` latest per call."""
 
@@ -144,101 +121,46 @@ class TermCache:
 
 
 class _Terms:
-    """Cached work of one (call, rule): the K terms and, for linear mappers, their factors."""
+    """Cached work of one (call, rule): the K terms and, for linear mappers, their factors φ_k
+    per output index."""
 
     __slots__ = ("terms", "factors")
 
     def __init__(self, terms: list):
         self.terms = terms
-        self.factors: list | None = None
+        self.factors: dict[int, tuple] = {}
 
 
-def _map(rule: BasicHook, grad: torch.Tensor, outs: tuple, n_terms: int) -> tuple:
-    mapped = rule.gradient_mapper(grad, outs)
-    if isinstance(mapped, torch.Tensor):
-        mapped = (mapped,) * n_terms
-    mapped = tuple(mapped)
-    if len(mapped) != n_terms:
-        raise RuntimeError(
-            f"gradient_mapper returned {len(mapped)} tensors, but the rule has "
-            f"{n_terms} modifier terms; return one tensor per term."
-        )
-    return mapped
+def _factor_map(rule: BasicHook, entry: _Terms) -> GradientMap:
+    """A gradient map for mappers R ⊙ φ_k(outputs): φ_k = mapper(1, outputs) is computed once
+    per output and cached in ``entry``; then γ_k = R ⊙ φ_k (terms sharing a factor share γ)."""
 
+    def gradient_map(j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
+        factors = entry.factors.get(j)
+        if factors is None:
+            factors = entry.factors[j] = map_relevance(rule, torch.ones_like(grad), outputs)
+        products: dict[int, torch.Tensor] = {}
+        return tuple(None if f is None else products.setdefault(id(f), grad * f) for f in factors)
 
-def _gammas(rule: BasicHook, call: ModuleCall, grad_outputs: tuple, entry: _Terms) -> list:
-    """γ[k][j] = gradient_mapper(R_j, outputs)[k]; for the built-in rules, whose mappers are
-    R ⊙ φ_k(outputs), the factors φ_k = mapper(1, outputs) are computed once and cached."""
-    n_terms = len(entry.terms)
-    linear = type(rule) in LINEAR_MAPPER_RULES
-    outs_per_output = [
-        tuple(
-            torch.zeros((), dtype=grad.dtype).expand(call.output_shapes[j])
-            if ys is None
-            else ys[j].detach()
-            for _, ys in entry.terms
-        )
-        for j, grad in enumerate(grad_outputs)
-    ]
-    if not linear:
-        per_output = [
-            _map(rule, g, o, n_terms) for g, o in zip(grad_outputs, outs_per_output, strict=True)
-        ]
-    else:
-        if entry.factors is None:
-            entry.factors = [
-                _map(rule, torch.ones_like(g), o, n_terms)
-                for g, o in zip(grad_outputs, outs_per_output, strict=True)
-            ]
-        per_output = []
-        for grad, factors in zip(grad_outputs, entry.factors, strict=True):
-            products: dict[int, torch.Tensor] = {}  # terms sharing a factor share the product
-            per_output.append(
-                tuple(None if f is None else products.setdefault(id(f), grad * f) for f in factors)
-            )
-    return [[mapped[k] for mapped in per_output] for k in range(n_terms)]
+    return gradient_map
 
 
 def cached_basic_relevance(
     rule: BasicHook, call: ModuleCall, grad_outputs: tuple, cache: TermCache
 ) -> tuple:
     """The BasicHook formula for one call, with the modified forwards taken from ``cache``."""
-    call.check_inputs_unchanged()
-    n_terms = len(rule.input_modifiers)
-    entry = cache.get(call, rule, lambda: _Terms([_term(rule, call, k) for k in range(n_terms)]))
-    terms = entry.terms
+    call.check_inputs_unchanged()  # before the terms are made and cached
+    entry = cache.get(call, rule, lambda: _Terms(modified_forwards(rule, call)))
+    linear = type(rule) in LINEAR_MAPPER_RULES
     with torch.no_grad():
-        gammas = _gammas(rule, call, grad_outputs, entry)
-    term_inputs, term_grads = [], []
-    for k, (inputs, outputs) in enumerate(terms):
-        pairs = []
-        if outputs is not None:
-            # a VJP is linear in its vector, so an all-zero vector gives exactly zero: skip it
-            # (the Gamma rule's z < 0 part after a ReLU, for example)
-            pairs = [
-                (y, g)
-                for y, g in zip(outputs, gammas[k], strict=True)
-                if g is not None and y.requires_grad and (n_terms == 1 or bool(g.any()))
-            ]
-        if pairs:
-            grads = torch.autograd.grad(
-                [y for y, _ in pairs],
-                inputs,
-                [g for _, g in pairs],
-                retain_graph=True,
-                allow_unused=True,
-            )
-            grads = [
-                torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)
-            ]
-        else:
-            grads = [torch.zeros((), dtype=x.dtype).expand(x.shape) for x in inputs]
-        term_inputs.append([x.detach() for x in inputs])
-        term_grads.append(grads)
-    with torch.no_grad():
-        return tuple(
-            rule.reducer(tuple(x[i] for x in term_inputs), tuple(g[i] for g in term_grads))
-            for i in range(len(call.inputs))
+        return basic_relevance(
+            rule,
+            call,
+            grad_outputs,
+            terms=entry.terms,
+            gradient_map=_factor_map(rule, entry) if linear else None,
+            retain=True,
+            skip_zero=True,
         )
 
 

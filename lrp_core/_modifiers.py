@@ -214,10 +214,22 @@ class MissingParameterError(RuntimeError):
     """A rule needs a parameter the module does not have."""
 
 
+def _check_bounds(modifier: str, min: float | None, max: float | None) -> None:
+    if min is None and max is None:
+        raise ValueError(
+            f"{modifier} needs min or max (got min=None and max=None); give min=0.0 to keep "
+            "the positive part of the parameters or max=0.0 to keep the negative part."
+        )
+
+
 class ClampMod(ParamMod):
-    """Parameters clamped to [min, max] (either may be None)."""
+    """Parameters clamped to [min, max] (one of them may be None, not both).
+
+    Raises ``ValueError`` naming ``min`` and ``max`` when neither is given.
+    """
 
     def __init__(self, min: float | None = None, max: float | None = None, **kwargs: Any):
+        _check_bounds("ClampMod", min, max)
         self.min, self.max = min, max
         super().__init__(self._clamp, **kwargs)
 
@@ -226,13 +238,18 @@ class ClampMod(ParamMod):
 
 
 class GammaMod(ParamMod):
-    """θ + γ·clamp(θ, min, max)."""
+    """θ + γ·clamp(θ, min, max) (one of min and max may be None, not both).
+
+    Raises ``ValueError`` for a negative or non-numeric ``gamma`` and, naming ``min`` and ``max``,
+    when neither bound is given.
+    """
 
     def __init__(
         self, gamma: float = 0.25, min: float | None = None, max: float | None = None, **kwargs
     ):
         if isinstance(gamma, bool) or not isinstance(gamma, Real) or not gamma >= 0:
             raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
+        _check_bounds("GammaMod", min, max)
         self.gamma = float(gamma)
         self.min, self.max = min, max
         super().__init__(self._gamma, **kwargs)

@@ -15,6 +15,7 @@ Exact shortcuts (never used while building a graph for higher-order gradients):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -105,6 +106,16 @@ def vanishes_for_zero_input(module: torch.nn.Module, param_mod: ParamMod) -> boo
     return getattr(module, "bias", None) is None or "bias" in param_mod.zero_params
 
 
+def _term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: list) -> bool:
+    """Whether term k contributes nothing: f(0; θ'_k) = 0, its modified inputs are all zero and
+    the reducer weights its contribution by them."""
+    return (
+        hook._weighted_terms[k]
+        and vanishes_for_zero_input(module, hook.param_modifiers[k])
+        and all(_is_broadcast_zero(x) or not bool(x.any()) for x in inputs)
+    )
+
+
 def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_graph: bool):
     """Modified inputs and outputs of term k; outputs None when the term provably vanishes."""
     if (
@@ -117,12 +128,7 @@ def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_
     param_mod = hook.param_modifiers[k]
     with torch.set_grad_enabled(create_graph):
         inputs = [hook.input_modifiers[k](x) for x in base]
-    if (
-        not create_graph
-        and hook._weighted_terms[k]
-        and vanishes_for_zero_input(call.module, param_mod)
-        and all(_is_broadcast_zero(x) or not bool(x.any()) for x in inputs)
-    ):
+    if not create_graph and _term_vanishes(hook, call.module, k, inputs):
         return inputs, None, False
     if not create_graph:
         inputs = [x.detach().requires_grad_() for x in inputs]
@@ -133,19 +139,72 @@ def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_
     return inputs, outputs, False
 
 
-def basic_relevance(
-    hook: BasicHook, call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]
-) -> tuple:
-    """The BasicHook formula for one module call; one relevance tensor per hooked input."""
-    create_graph = torch.is_grad_enabled()
-    call.check_inputs_unchanged()
-    if not create_graph:
-        chunks = _chunks_for(hook, call)
-        if chunks is not None:
-            return (chunked_relevance(hook, call, grad_outputs[0], chunks),)
+#: ``(j, R_j, (y_1j..y_Kj)) -> (γ_1j..γ_Kj)``: the vectors of the K VJPs for output j
+GradientMap = Callable[[int, torch.Tensor, tuple], tuple]
+
+
+def modified_forwards(hook: BasicHook, call: ModuleCall, create_graph: bool = False) -> list:
+    """The K terms of the formula: ``(x_k, y_k or None if it vanishes, reuses the forward graph)``.
+
+    They depend on the module's input and parameters only, never on the incoming relevance.
+    """
     base = list(call.originals) if create_graph else list(call.inputs)
     n_terms = len(hook.input_modifiers)
-    terms = [_term_outputs(hook, call, k, base, create_graph) for k in range(n_terms)]
+    return [_term_outputs(hook, call, k, base, create_graph) for k in range(n_terms)]
+
+
+def map_relevance(hook: BasicHook, grad: torch.Tensor, outputs: tuple) -> tuple:
+    """``gradient_mapper(R, outputs)`` as one entry per term (None: that term gets no relevance).
+
+    Raises ``RuntimeError`` if the mapper returns a number of tensors other than the term count.
+    """
+    n_terms = len(hook.input_modifiers)
+    mapped = hook.gradient_mapper(grad, outputs)
+    if isinstance(mapped, torch.Tensor):
+        mapped = (mapped,) * n_terms
+    mapped = tuple(mapped)
+    if len(mapped) != n_terms:
+        raise RuntimeError(
+            f"gradient_mapper returned {len(mapped)} tensors, but the hook has "
+            f"{n_terms} modifier terms; return one tensor per term."
+        )
+    return mapped
+
+
+def basic_relevance(
+    hook: BasicHook,
+    call: ModuleCall,
+    grad_outputs: tuple[torch.Tensor, ...],
+    *,
+    terms: list | None = None,
+    gradient_map: GradientMap | None = None,
+    retain: bool = False,
+    skip_zero: bool = False,
+) -> tuple:
+    """The BasicHook formula for one module call; one relevance tensor per hooked input.
+
+    Hook points for callers that reuse work across backward passes (``lrp_core._live_dispatch``):
+    ``terms`` are precomputed ``modified_forwards`` (their list is not changed; supplying them
+    means a first-order computation), ``gradient_map(j, R_j, outputs)`` replaces
+    ``map_relevance``, ``retain`` keeps the terms' graphs for later VJPs and ``skip_zero`` skips
+    the VJP of an all-zero vector (its result is exactly zero).
+    """
+    create_graph = terms is None and torch.is_grad_enabled()
+    call.check_inputs_unchanged()
+    if terms is None:
+        if not create_graph:
+            chunks = _chunks_for(hook, call)
+            if chunks is not None:
+                return (chunked_relevance(hook, call, grad_outputs[0], chunks),)
+        terms = modified_forwards(hook, call, create_graph)
+    else:
+        terms = list(terms)  # entries are dropped from this list as they are used
+    base = list(call.originals) if create_graph else list(call.inputs)
+    n_terms = len(terms)
+    if gradient_map is None:
+
+        def gradient_map(j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
+            return map_relevance(hook, grad, outputs)
 
     gammas: list[list] = [[None] * len(grad_outputs) for _ in range(n_terms)]
     with torch.set_grad_enabled(create_graph):
@@ -156,29 +215,24 @@ def basic_relevance(
                 else (ys[j] if create_graph else ys[j].detach())
                 for _, ys, _ in terms
             )
-            mapped = hook.gradient_mapper(grad, outs)
-            if isinstance(mapped, torch.Tensor):
-                mapped = (mapped,) * n_terms
-            mapped = tuple(mapped)
-            if len(mapped) != n_terms:
-                raise RuntimeError(
-                    f"gradient_mapper returned {len(mapped)} tensors, but the hook has "
-                    f"{n_terms} modifier terms; return one tensor per term."
-                )
-            for k in range(n_terms):
-                gammas[k][j] = mapped[k]
+            for k, gamma in enumerate(gradient_map(j, grad, outs)):
+                gammas[k][j] = gamma
+    # memory the VJP results must not be written into (a VJP may return its vector itself)
+    shared = _pointers((*grad_outputs, *(g for row in gammas for g in row)))
 
     signs = None if create_graph else hook._term_signs
     sums: list = [None] * len(base)
     term_inputs, term_grads = [], []
     for k, (inputs, outputs, reused) in enumerate(terms):
-        terms[k] = None  # free the term's graph right after its VJP
+        terms[k] = None  # free the term's graph right after its VJP (unless retained)
         pairs = []
         if outputs is not None and (signs is None or signs[k] != 0):
             pairs = [
                 (y, g)
                 for y, g in zip(outputs, gammas[k], strict=True)
-                if g is not None and y.requires_grad
+                if g is not None
+                and y.requires_grad
+                and not (skip_zero and n_terms > 1 and not bool(g.any()))
             ]
         gammas[k] = outputs = None
         if pairs:
@@ -186,7 +240,7 @@ def basic_relevance(
                 [y for y, _ in pairs],
                 inputs,
                 [g for _, g in pairs],
-                retain_graph=reused or create_graph,
+                retain_graph=retain or reused or create_graph,
                 create_graph=create_graph,
                 allow_unused=True,
             )
@@ -205,7 +259,7 @@ def basic_relevance(
             term_grads.append(grads)
             continue
         for i, (x, v) in enumerate(zip(inputs, grads, strict=False)):
-            product = v.mul_(x) if _owned(v, grad_outputs) else x * v
+            product = v.mul_(x) if _owned(v, shared) else x * v
             if sums[i] is None:
                 sums[i] = product if signs[k] > 0 else product.neg_()
             else:
@@ -236,12 +290,7 @@ def chunked_relevance(
     module, (x,) = call.module, call.inputs
     n_terms = len(hook.input_modifiers)
     inputs = [modify(x) for modify in hook.input_modifiers]
-    vanished = [
-        hook._weighted_terms[k]
-        and vanishes_for_zero_input(module, hook.param_modifiers[k])
-        and (_is_broadcast_zero(inputs[k]) or not bool(inputs[k].any()))
-        for k in range(n_terms)
-    ]
+    vanished = [_term_vanishes(hook, module, k, [inputs[k]]) for k in range(n_terms)]
     total = None
     for chunk in chunks:
         leaves, outputs = [], []
@@ -258,15 +307,16 @@ def chunked_relevance(
                 leaves.append(leaf)
                 outputs.append(hook.output_modifiers[k](output))
         with torch.no_grad():
-            gammas = hook.gradient_mapper(
-                output_slice(grad_output, module, chunk), tuple(o.detach() for o in outputs)
+            gammas = map_relevance(
+                hook, output_slice(grad_output, module, chunk), tuple(o.detach() for o in outputs)
             )
+        shared = _pointers((grad_output, *gammas))
         for k in range(n_terms):
             sign = hook._term_signs[k]
             if sign == 0 or leaves[k] is None or gammas[k] is None:
                 continue
             (v,) = torch.autograd.grad(outputs[k], leaves[k], gammas[k])
-            product = v.mul_(inputs[k]) if _owned(v, (grad_output,)) else v * inputs[k]
+            product = v.mul_(inputs[k]) if _owned(v, shared) else v * inputs[k]
             if total is None:
                 total = product if sign > 0 else product.neg_()
             else:
@@ -275,12 +325,17 @@ def chunked_relevance(
     return torch.zeros_like(x) if total is None else total
 
 
-def _owned(tensor: torch.Tensor, grad_outputs: tuple) -> bool:
-    """Whether ``tensor`` may change in place: it shares no memory with the incoming gradients."""
+def _pointers(tensors: tuple) -> set[int]:
+    """Storage addresses of ``tensors`` (None entries skipped)."""
+    return {t.untyped_storage().data_ptr() for t in tensors if t is not None}
+
+
+def _owned(tensor: torch.Tensor, shared: set[int]) -> bool:
+    """Whether ``tensor`` may change in place: it shares no memory with the ``shared`` storages
+    (the incoming gradients and the VJP vectors)."""
     if not tensor.is_contiguous():  # e.g. a broadcast gradient: elements share memory
         return False
-    pointer = tensor.untyped_storage().data_ptr()
-    return all(g.untyped_storage().data_ptr() != pointer for g in grad_outputs)
+    return tensor.untyped_storage().data_ptr() not in shared
 
 
 def add_terms(*tensors: torch.Tensor) -> torch.Tensor:

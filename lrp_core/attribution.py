@@ -29,6 +29,7 @@ from ._attribution_base import (
     Attributor,
     AttrOutput,
     BatchedAttributor,
+    MeanGradientAttributor,
     OutputSeed,
     check_output,
     check_positive_int,
@@ -89,7 +90,7 @@ class Gradient(Attributor):
         return output, gradient
 
 
-class SmoothGrad(BatchedAttributor):
+class SmoothGrad(MeanGradientAttributor):
     """Mean gradient over noisy copies of the input.
 
     With ``σ = noise_level * (max - min)`` of each sample over its non-batch axes, pass
@@ -126,9 +127,7 @@ class SmoothGrad(BatchedAttributor):
         batch_size: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__(model, composite, attr_output, batch_size)
-        self.create_graph = create_graph
-        self.retain_graph = retain_graph
+        super().__init__(model, composite, attr_output, create_graph, retain_graph, batch_size)
         if not isinstance(noise_level, (int, float)) or not math.isfinite(noise_level):
             raise ValueError(f"noise_level must be a finite number >= 0, got {noise_level!r}.")
         if noise_level < 0:
@@ -159,14 +158,10 @@ class SmoothGrad(BatchedAttributor):
         self, input: torch.Tensor, attr_output_fn: Callable[[torch.Tensor], torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         input = self._graph_input(input)
-        copies = self._copies_per_pass(input)
-        output, total = self._sum_gradients(
-            self._points(input), attr_output_fn, copies, self.create_graph, self.retain_graph
-        )
-        return output, total / self.n_iter
+        return self._mean_gradient(input, self._points(input), attr_output_fn)
 
 
-class IntegratedGradients(BatchedAttributor):
+class IntegratedGradients(MeanGradientAttributor):
     """Path-integrated gradients from a baseline to the input (right Riemann sum).
 
     With baseline ``b = baseline_fn(input)`` (zeros by default), the relevance is
@@ -196,9 +191,7 @@ class IntegratedGradients(BatchedAttributor):
         n_iter: int = 20,
         batch_size: int | None = None,
     ) -> None:
-        super().__init__(model, composite, attr_output, batch_size)
-        self.create_graph = create_graph
-        self.retain_graph = retain_graph
+        super().__init__(model, composite, attr_output, create_graph, retain_graph, batch_size)
         if baseline_fn is not None and not callable(baseline_fn):
             raise TypeError(
                 f"baseline_fn must be a callable of the input (or None for zeros), "
@@ -232,11 +225,8 @@ class IntegratedGradients(BatchedAttributor):
             input if k == self.n_iter else baseline + (k / self.n_iter) * difference
             for k in range(1, self.n_iter + 1)
         )
-        copies = self._copies_per_pass(input)
-        output, total = self._sum_gradients(
-            points, attr_output_fn, copies, self.create_graph, self.retain_graph
-        )
-        return output, difference * (total / self.n_iter)
+        output, mean = self._mean_gradient(input, points, attr_output_fn)
+        return output, difference * mean
 
 
 def occlude_independent(

@@ -142,24 +142,44 @@ class EpsilonGammaBox(_LRPComposite, SpecialFirstLayerMapComposite):
         )
 
 
+def _zplus(stabilizer: Any, zero_params: Any) -> Hook:
+    return ZPlus(stabilizer=stabilizer, zero_params=zero_params)
+
+
+def _alpha2_beta1(stabilizer: Any, zero_params: Any) -> Hook:
+    return AlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
+
+
 class _EpsilonComposite(_LRPComposite, SpecialFirstLayerMapComposite):
-    """Shared body of the Epsilon* presets: dense layers get Epsilon, convolutions ``conv_rule``,
-    and with ``flat_first`` the first linear-type layer gets Flat."""
+    """Shared body of the Epsilon* presets: dense layers get Epsilon, convolutions the rule made by
+    ``_conv_rule(stabilizer, zero_params)``; the ``*Flat`` presets (``_EpsilonFlatComposite``)
+    give the first linear-type layer Flat."""
+
+    _conv_rule: Callable[[Any, Any], Hook]
 
     def __init__(
         self,
-        conv_rule: Hook,
-        flat_first: bool,
+        epsilon: float = 1e-6,
+        stabilizer: Any = 1e-6,
+        layer_map: Sequence | None = None,
+        zero_params: Any = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        self._build(epsilon, stabilizer, layer_map, None, False, zero_params, canonizers)
+
+    def _build(
+        self,
         epsilon: float,
         stabilizer: Any,
         layer_map: Sequence | None,
         first_map: Sequence | None,
+        flat_first: bool,
         zero_params: Any,
         canonizers: Sequence | None,
     ) -> None:
         self.epsilon, self.stabilizer, self.zero_params = epsilon, stabilizer, zero_params
         specific = [
-            (Convolution, conv_rule),
+            (Convolution, type(self)._conv_rule(stabilizer, zero_params)),
             (Dense, Epsilon(epsilon=epsilon, zero_params=zero_params)),
         ]
         first = list(first_map or [])
@@ -172,78 +192,47 @@ class _EpsilonComposite(_LRPComposite, SpecialFirstLayerMapComposite):
         )
 
 
-@register_composite("epsilon_plus")
-class EpsilonPlus(_EpsilonComposite):
-    """Convolutions: ZPlus; dense layers: Epsilon."""
+class _EpsilonFlatComposite(_EpsilonComposite):
+    """An Epsilon* preset whose first linear-type layer (conv or dense) gets Flat."""
 
     def __init__(
         self,
         epsilon: float = 1e-6,
         stabilizer: Any = 1e-6,
         layer_map: Sequence | None = None,
+        first_map: Sequence | None = None,
         zero_params: Any = None,
         canonizers: Sequence | None = None,
     ) -> None:
-        conv_rule = ZPlus(stabilizer=stabilizer, zero_params=zero_params)
-        super().__init__(
-            conv_rule, False, epsilon, stabilizer, layer_map, None, zero_params, canonizers
-        )
+        self._build(epsilon, stabilizer, layer_map, first_map, True, zero_params, canonizers)
+
+
+@register_composite("epsilon_plus")
+class EpsilonPlus(_EpsilonComposite):
+    """Convolutions: ZPlus; dense layers: Epsilon."""
+
+    _conv_rule = staticmethod(_zplus)
 
 
 @register_composite("epsilon_alpha2_beta1")
 class EpsilonAlpha2Beta1(_EpsilonComposite):
     """Convolutions: AlphaBeta(alpha=2, beta=1); dense layers: Epsilon."""
 
-    def __init__(
-        self,
-        epsilon: float = 1e-6,
-        stabilizer: Any = 1e-6,
-        layer_map: Sequence | None = None,
-        zero_params: Any = None,
-        canonizers: Sequence | None = None,
-    ) -> None:
-        conv_rule = AlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
-        super().__init__(
-            conv_rule, False, epsilon, stabilizer, layer_map, None, zero_params, canonizers
-        )
+    _conv_rule = staticmethod(_alpha2_beta1)
 
 
 @register_composite("epsilon_plus_flat")
-class EpsilonPlusFlat(_EpsilonComposite):
+class EpsilonPlusFlat(_EpsilonFlatComposite):
     """As EpsilonPlus, but the first linear-type layer (conv or dense) gets Flat."""
 
-    def __init__(
-        self,
-        epsilon: float = 1e-6,
-        stabilizer: Any = 1e-6,
-        layer_map: Sequence | None = None,
-        first_map: Sequence | None = None,
-        zero_params: Any = None,
-        canonizers: Sequence | None = None,
-    ) -> None:
-        conv_rule = ZPlus(stabilizer=stabilizer, zero_params=zero_params)
-        super().__init__(
-            conv_rule, True, epsilon, stabilizer, layer_map, first_map, zero_params, canonizers
-        )
+    _conv_rule = staticmethod(_zplus)
 
 
 @register_composite("epsilon_alpha2_beta1_flat")
-class EpsilonAlpha2Beta1Flat(_EpsilonComposite):
+class EpsilonAlpha2Beta1Flat(_EpsilonFlatComposite):
     """As EpsilonAlpha2Beta1, but the first linear-type layer (conv or dense) gets Flat."""
 
-    def __init__(
-        self,
-        epsilon: float = 1e-6,
-        stabilizer: Any = 1e-6,
-        layer_map: Sequence | None = None,
-        first_map: Sequence | None = None,
-        zero_params: Any = None,
-        canonizers: Sequence | None = None,
-    ) -> None:
-        conv_rule = AlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
-        super().__init__(
-            conv_rule, True, epsilon, stabilizer, layer_map, first_map, zero_params, canonizers
-        )
+    _conv_rule = staticmethod(_alpha2_beta1)
 
 
 @register_composite("excitation_backprop")

@@ -17,20 +17,7 @@ from .core import Hook
 #: name of the plain gradient (the absence of a rule)
 GRADIENT = "Gradient"
 
-_BUILT_IN = (
-    rules.Epsilon,
-    rules.ZPlus,
-    rules.AlphaBeta,
-    rules.Gamma,
-    rules.ZBox,
-    rules.Flat,
-    rules.WSquare,
-    rules.Norm,
-    rules.Pass,
-    rules.ReLUDeconvNet,
-    rules.ReLUGuidedBackprop,
-    rules.ReLUBetaSmooth,
-)
+_BUILT_IN = (*rules.LRP_RULES, *rules.GRADIENT_RULES)
 RULES: dict[str, type[Hook]] = {cls.__name__: cls for cls in _BUILT_IN}
 
 

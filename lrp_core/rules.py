@@ -93,6 +93,10 @@ class _LRPRule(_Rule, BasicHook):
         self.zero_params = zero_params
         return _zero_params_list(zero_params)
 
+    def _ratio(self, out_grad: torch.Tensor, outputs: tuple) -> tuple:
+        """The one-term gradient mapper R / stab(z)."""
+        return (out_grad / self._stabilize(outputs[0]),)
+
 
 class Epsilon(_LRPRule):
     """R_in = x ⊙ Jᵀ(R / stab(f(x; θ), ε))."""
@@ -106,7 +110,7 @@ class Epsilon(_LRPRule):
             input_modifiers=[_identity],
             param_modifiers=[NoMod(zero_params=zeros)],
             output_modifiers=[_identity],
-            gradient_mapper=lambda out_grad, outputs: (out_grad / self._stabilize(outputs[0]),),
+            gradient_mapper=self._ratio,
         )
         self._weighted_terms = (True,)
 
@@ -295,37 +299,45 @@ class ZBox(_LRPRule):
         self._term_signs = (1, -1, -1)
 
 
-class Flat(_LRPRule):
+class _OnesInputRule(_LRPRule):
+    """Input replaced by ones, parameters modified by ``_param_modifier(zero_params list)``;
+    R_in = Jᵀ(R / stab(z)) (the relevance is spread by the modified weights alone)."""
+
+    _hyperparameters = ("stabilizer", "zero_params")
+
+    @staticmethod
+    def _param_modifier(zeros: list[str]) -> ParamMod:
+        raise NotImplementedError
+
+    def __init__(self, stabilizer=1e-6, zero_params=None):
+        zeros = self._setup(stabilizer, zero_params)
+        self.stabilizer = stabilizer
+        super().__init__(
+            input_modifiers=[_ones],
+            param_modifiers=[self._param_modifier(zeros)],
+            output_modifiers=[_identity],
+            gradient_mapper=self._ratio,
+            reducer=_gradient_only,
+        )
+
+
+class Flat(_OnesInputRule):
     """Input and parameters replaced by ones, bias zeroed; R_in = Jᵀ(R / stab(z))."""
 
-    _hyperparameters = ("stabilizer", "zero_params")
-
-    def __init__(self, stabilizer=1e-6, zero_params=None):
-        zeros = self._setup(stabilizer, zero_params)
-        self.stabilizer = stabilizer
-        super().__init__(
-            input_modifiers=[_ones],
-            param_modifiers=[
-                ParamMod(_ones_param, zero_params=zero_bias(zeros), require_params=False)
-            ],
-            output_modifiers=[_identity],
-            gradient_mapper=lambda out_grad, outputs: (out_grad / self._stabilize(outputs[0]),),
-            reducer=_gradient_only,
-        )
+    @staticmethod
+    def _param_modifier(zeros: list[str]) -> ParamMod:
+        return ParamMod(_ones_param, zero_params=zero_bias(zeros), require_params=False)
 
 
-class WSquare(_LRPRule):
+class WSquare(_OnesInputRule):
     """Input replaced by ones, parameters squared; R_in = Jᵀ(R / stab(z))."""
 
-    _hyperparameters = ("stabilizer", "zero_params")
+    @staticmethod
+    def _param_modifier(zeros: list[str]) -> ParamMod:
+        return ParamMod(_square, zero_params=zeros)
 
-    def __init__(self, stabilizer=1e-6, zero_params=None):
-        zeros = self._setup(stabilizer, zero_params)
-        self.stabilizer = stabilizer
-        super().__init__(
-            input_modifiers=[_ones],
-            param_modifiers=[ParamMod(_square, zero_params=zeros)],
-            output_modifiers=[_identity],
-            gradient_mapper=lambda out_grad, outputs: (out_grad / self._stabilize(outputs[0]),),
-            reducer=_gradient_only,
-        )
+
+#: the built-in LRP rules (``BasicHook`` declarations), in the order they are listed to users
+LRP_RULES = (Epsilon, ZPlus, AlphaBeta, Gamma, ZBox, Flat, WSquare, Norm)
+#: the built-in gradient-modifying rules
+GRADIENT_RULES = (Pass, ReLUDeconvNet, ReLUGuidedBackprop, ReLUBetaSmooth)

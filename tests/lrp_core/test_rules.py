@@ -8,9 +8,11 @@ import torch
 from lrp_core.core import Stabilizer
 from lrp_core.rules import (
     AlphaBeta,
+    ClampMod,
     Epsilon,
     Flat,
     Gamma,
+    GammaMod,
     Norm,
     Pass,
     ReLUBetaSmooth,
@@ -276,3 +278,32 @@ def test_output_channel_slices_give_the_same_relevance(monkeypatch, name, rule, 
     # larger than the input; the sliced path is for rules that re-run every term
     reused_forward_graph = name == "gamma-generic" and relevance.numel() <= x.numel()
     assert used == ([] if reused_forward_graph else [layer])
+
+
+@pytest.mark.parametrize("rule", [ZPlus(), AlphaBeta(), Gamma()], ids=lambda r: type(r).__name__)
+def test_multi_term_rules_on_a_module_whose_backward_passes_its_vector_on(rule):
+    """Regression: on Flatten, a VJP returns its vector itself, and the terms share that vector.
+    With z = x⁺ + x⁻ = x (Flatten has no parameters, so θ⁺ = θ⁻ = θ), every rule here gives
+    R_in = x⁺ ⊙ R/stab(x) + x⁻ ⊙ R/stab(x) = x ⊙ R / stab(x) (AlphaBeta: z_n = x as well and
+    α − β = 1; Gamma: both pairs sum to x, and each passes R where z has its sign)."""
+    layer = torch.nn.Flatten()
+    x = inputs((2, 3), "mixed")
+    relevance = torch.randn(2, 6, dtype=torch.float64)
+    expected = x * (relevance / ref.stab(x.flatten(1))).reshape(x.shape)
+    torch.testing.assert_close(hooked_relevance(rule, layer, x, relevance), expected, **TOL)
+
+
+@pytest.mark.parametrize("make", [ClampMod, lambda: GammaMod(0.5)], ids=["ClampMod", "GammaMod"])
+def test_clamp_and_gamma_mod_need_a_bound(make):
+    """clamp(θ, None, None) is undefined: the constructor says so, naming min and max."""
+    with pytest.raises(ValueError, match=r"min or max \(got min=None and max=None\)"):
+        make()
+
+
+def test_clamp_and_gamma_mod_with_one_bound():
+    """ClampMod(min=0): θ⁺; ClampMod(max=0): θ⁻; GammaMod(γ, min=0): θ + γθ⁺."""
+    theta = torch.tensor([-2.0, -0.5, 0.0, 1.5], dtype=torch.float64)
+    torch.testing.assert_close(ClampMod(min=0.0).modifier(theta, "weight"), theta.clamp(min=0))
+    torch.testing.assert_close(ClampMod(max=0.0).modifier(theta, "weight"), theta.clamp(max=0))
+    expected = theta + 0.5 * theta.clamp(min=0)
+    torch.testing.assert_close(GammaMod(0.5, min=0.0).modifier(theta, "weight"), expected)

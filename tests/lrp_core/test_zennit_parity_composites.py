@@ -132,22 +132,9 @@ NAMED = {
 }
 LRP_NAMED = [name for name in NAMED if name not in ("GuidedBackprop", "DeconvNet", "BetaSmooth")]
 
-# parity failures in helper A's files (core.py, rules.py, _*.py), with the reason; strict so the
-# marker has to go once the engine is fixed
-KNOWN_DIFFERENCES: dict[str, str] = {}
-
-
-def _cases(names) -> list:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[name]))
-        if name in KNOWN_DIFFERENCES
-        else name
-        for name in names
-    ]
-
 
 @pytest.mark.parametrize("canonized", [False, True], ids=["plain", "merged-bn"])
-@pytest.mark.parametrize("name", _cases(NAMED))
+@pytest.mark.parametrize("name", list(NAMED))
 def test_named_composite_matches_zennit(name, canonized):
     """Each named composite with its defaults, without and with SequentialMergeBatchNorm."""
     if canonized:
@@ -156,7 +143,7 @@ def test_named_composite_matches_zennit(name, canonized):
         assert_parity(lambda ns: NAMED[name](ns))
 
 
-@pytest.mark.parametrize("name", _cases(LRP_NAMED))
+@pytest.mark.parametrize("name", LRP_NAMED)
 def test_named_composite_with_parameters_matches_zennit(name):
     """Non-default stabilizer / ε and zero_params='bias', forwarded to the composite's rules."""
     keywords = {"stabilizer": 0.1, "zero_params": "bias"}
@@ -189,13 +176,13 @@ LAYER_MAP_ADDITIONS = {
 
 
 @pytest.mark.parametrize("addition", list(LAYER_MAP_ADDITIONS))
-@pytest.mark.parametrize("name", _cases(["EpsilonPlus", "EpsilonGammaBox", "EpsilonPlusFlat"]))
+@pytest.mark.parametrize("name", ["EpsilonPlus", "EpsilonGammaBox", "EpsilonPlusFlat"])
 def test_layer_map_additions_match_zennit(name, addition):
     """layer_map entries are prepended to the composite's map (first match wins)."""
     assert_parity(lambda ns: NAMED[name](ns, layer_map=LAYER_MAP_ADDITIONS[addition](ns)))
 
 
-@pytest.mark.parametrize("name", _cases(["EpsilonPlusFlat", "EpsilonGammaBox"]))
+@pytest.mark.parametrize("name", ["EpsilonPlusFlat", "EpsilonGammaBox"])
 def test_first_map_matches_zennit(name):
     """A custom first_map replaces the rule of the first linear-type layer."""
     assert_parity(lambda ns: NAMED[name](ns, first_map=[(ns.types.Linear, ns.rules.WSquare())]))
@@ -264,13 +251,13 @@ GENERIC = {
 }
 
 
-@pytest.mark.parametrize("name", _cases(GENERIC))
+@pytest.mark.parametrize("name", list(GENERIC))
 def test_generic_composite_matches_zennit(name):
     """The generic map composites: type maps, name maps, both, first-layer maps and mixtures."""
     assert_parity(GENERIC[name])
 
 
-@pytest.mark.parametrize("name", _cases(["EpsilonPlusFlat", "EpsilonGammaBox", "DeconvNet"]))
+@pytest.mark.parametrize("name", ["EpsilonPlusFlat", "EpsilonGammaBox", "DeconvNet"])
 def test_composite_on_bias_free_model_matches_zennit(name):
     assert_parity(lambda ns: NAMED[name](ns, canonizers=merge_bn(ns)), model=make_model(bias=False))
 

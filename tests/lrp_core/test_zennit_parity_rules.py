@@ -111,24 +111,11 @@ VARIANT_RULES = {
     ),
 }
 
-# parity failures that lie in helper A's files (core.py, rules.py, _*.py), with the reason; strict
-# so that each marker has to go once the engine is fixed
-KNOWN_DIFFERENCES: dict[str, str] = {}
-
-
-def _cases(rules: dict) -> list:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[name]))
-        if name in KNOWN_DIFFERENCES
-        else name
-        for name in rules
-    ]
-
 
 @pytest.mark.parametrize("signs", ["mixed", "nonneg"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("kind", list(LAYERS))
-@pytest.mark.parametrize("rule", _cases(DEFAULT_RULES))
+@pytest.mark.parametrize("rule", list(DEFAULT_RULES))
 def test_default_rule_matches_zennit(rule, kind, bias, signs):
     """R_in(lrp_core.rules.X()) == R_in(zennit.rules.X()) on Linear/Conv/ConvTranspose."""
     layer, in_shape = make_layer(kind, bias)
@@ -146,7 +133,7 @@ VARIANT_SETTINGS = [
 
 
 @pytest.mark.parametrize("kind", ["linear", "conv2d"])
-@pytest.mark.parametrize("rule", _cases(DEFAULT_RULES))
+@pytest.mark.parametrize("rule", list(DEFAULT_RULES))
 def test_default_rule_on_inputs_with_zeros_matches_zennit(rule, kind):
     """Inputs with exact zeros (after a ReLU): x⁺/x⁻ splits and sign(0) = +1 agree."""
     layer, in_shape = make_layer(kind, bias=True)
@@ -154,7 +141,7 @@ def test_default_rule_on_inputs_with_zeros_matches_zennit(rule, kind):
 
 
 @pytest.mark.parametrize(("kind", "bias", "signs"), VARIANT_SETTINGS)
-@pytest.mark.parametrize("rule", _cases(VARIANT_RULES))
+@pytest.mark.parametrize("rule", list(VARIANT_RULES))
 def test_rule_with_parameters_matches_zennit(rule, kind, bias, signs):
     """Non-default ε/α/β/γ/bounds, zero_params='bias' and Stabilizer options (clip, norm_scale,
     dim)."""
@@ -183,7 +170,7 @@ ACTIVATION_RULES = {
 }
 
 
-@pytest.mark.parametrize("rule", _cases(ACTIVATION_RULES))
+@pytest.mark.parametrize("rule", list(ACTIVATION_RULES))
 def test_activation_rule_matches_zennit(rule):
     """Pass: R_in = R; DeconvNet: max(R, 0); GuidedBackprop: ∇·[R > 0]; BetaSmooth: σ(βx)·R."""
     assert_parity(ACTIVATION_RULES[rule], torch.nn.ReLU(), make_input((3, 4), "mixed"))
@@ -270,7 +257,7 @@ BASIC_HOOKS = {
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("kind", ["linear", "conv2d"])
-@pytest.mark.parametrize("hook", _cases(BASIC_HOOKS))
+@pytest.mark.parametrize("hook", list(BASIC_HOOKS))
 def test_basic_hook_matches_zennit(hook, kind, bias):
     """Custom BasicHooks (modifier lists, ParamMod param_keys/zero_params/require_params,
     GammaMod/ClampMod/NoMod, mapper, reducer) give the same R_in as Zennit's BasicHook."""
