@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lrp_core.config import register_canonizers
+
 from .canonizers import demo_canonizers
 from .data import IMAGE_SIZE, SHAPES, generate
 from .model import ResidualBlock, ShapeNet
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 CLASSES: tuple[str, ...] = SHAPES
+register_canonizers("demo", demo_canonizers)  # so configs and to_code() name them
 INPUT_LOW = -1.0
 INPUT_HIGH = 1.0
 WEIGHTS_FILE = "weights.pt"

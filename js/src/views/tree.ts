@@ -7,7 +7,7 @@
  * collapse/expand, Enter/Space select.
  */
 import { formatCount, formatExact } from "../format";
-import type { LayerInfo } from "../types";
+import type { LayerInfo, RuleState } from "../types";
 
 export interface LayerTreeOptions {
   /** Called with the new selection whenever the user changes it. */
@@ -23,6 +23,10 @@ export interface LayerTree {
   setSelected(names: readonly string[]): void;
   /** Expands or collapses every row with children. */
   setAllExpanded(expanded: boolean): void;
+  /** Shows each leaf's effective rule as a badge (`data-rule`, `data-origin` on the row). */
+  setRules(rules: Readonly<Record<string, RuleState>>): void;
+  /** Shows only rows whose name or type contains `text` (and their ancestors). */
+  filter(text: string): void;
 }
 
 interface Node {
@@ -32,6 +36,7 @@ interface Node {
   item: HTMLLIElement;
   row: HTMLDivElement;
   group: HTMLUListElement | null;
+  badge: HTMLSpanElement;
 }
 
 export function createLayerTree(layers: readonly LayerInfo[], options: LayerTreeOptions): LayerTree {
@@ -80,7 +85,10 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     row.style.setProperty("--lrp-depth", String(depth));
     row.title = `${info.name} (${info.type}), ${formatExact(info.params)} parameters`;
     item.append(row);
-    return { info, depth, children: [], item, row, group: null };
+    row.dataset.rule = "";
+    const badge = document.createElement("span");
+    badge.className = "lrp-badge";
+    return { info, depth, children: [], item, row, group: null, badge };
   }
 
   function finishNode(node: Node): void {
@@ -108,7 +116,11 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     params.className = "lrp-params";
     params.textContent = node.info.params > 0 ? formatCount(node.info.params) : "–";
 
-    node.row.append(toggle, name, type, params);
+    const shape = document.createElement("span");
+    shape.className = "lrp-shape";
+    shape.textContent = node.info.output_shape ? node.info.output_shape.slice(1).join("×") : "";
+
+    node.row.append(toggle, name, type, shape, params, node.badge);
 
     if (node.children.length > 0) {
       const group = document.createElement("ul");
@@ -257,6 +269,37 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     },
     setAllExpanded(expanded) {
       for (const node of nodes.values()) setExpanded(node, expanded);
+    },
+    setRules(rules) {
+      for (const node of nodes.values()) {
+        const state = rules[node.info.name];
+        node.row.dataset.rule = state ? state.rule : "";
+        node.row.dataset.origin = state ? state.origin : "";
+        node.badge.textContent = state ? state.rule : "";
+        node.badge.hidden = !state;
+        if (state) {
+          const values = Object.entries(state.params)
+            .filter(([, v]) => v !== null)
+            .map(([k, v]) => `${k}=${String(v)}`);
+          const warning = state.origin === "fallback" ? " — no rule fits: plain gradient" : "";
+          node.badge.title = `${state.rule}(${values.join(", ")}) · ${state.origin}${warning}`;
+        }
+      }
+    },
+    filter(text) {
+      const needle = text.trim().toLowerCase();
+      const matches = (node: Node): boolean =>
+        needle === "" ||
+        node.info.name.toLowerCase().includes(needle) ||
+        node.info.type.toLowerCase().includes(needle);
+      const walk = (node: Node): boolean => {
+        let shown = matches(node);
+        for (const child of node.children) shown = walk(child) || shown;
+        node.item.hidden = !shown;
+        if (shown && needle !== "") setExpanded(node, true);
+        return shown;
+      };
+      for (const node of roots) walk(node);
     },
   };
 }
