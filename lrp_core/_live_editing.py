@@ -16,6 +16,11 @@ from .core import Composite, Hook
 from .rule_registry import make_rule
 
 
+def reports_fallback(composite: Composite | None) -> bool:
+    """Whether modules this composite leaves without a rule are fallbacks worth a warning."""
+    return bool(getattr(composite, "report_fallback", False))
+
+
 def composite_defaults(composite: Composite | None, model) -> dict[str, Hook | None]:
     """The composite's rule template for every named module of ``model`` (None: no rule)."""
     if composite is None:
@@ -36,7 +41,8 @@ class AssignmentEditing:
             check_applicable(effective.rule, name, assignment.leaves[name], inputs, outputs)
 
     def _change(self, change: Callable[[], Any]) -> Any:
-        saved = (dict(self.assignment.defaults), list(self.assignment.overrides))
+        assignment = self.assignment
+        saved = (dict(assignment.defaults), list(assignment.overrides), assignment.report_fallback)
         try:
             result = change()
             self.validate()
@@ -92,7 +98,8 @@ class AssignmentEditing:
             new = self._resolve_composite(composite)
             defaults = composite_defaults(new, self.model)
             overrides = self.assignment.overrides if keep_overrides else []
-            self._change(lambda: self.assignment.replace(defaults, overrides))
+            report = reports_fallback(new)
+            self._change(lambda: self.assignment.replace(defaults, overrides, report))
         except BaseException:
             self.composite, self.composite_name, self.composite_params = previous
             raise

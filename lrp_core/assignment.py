@@ -25,11 +25,13 @@ from torch import nn
 
 from . import types as type_groups
 from .core import BasicHook, Hook
+from .map_composites import PLAIN_GRADIENT_TYPES
 from .rule_registry import rule_label, rule_params, with_params
 
 COMPOSITE = "composite"
 OVERRIDE = "override"
 FALLBACK = "fallback"
+PLAIN = "gradient"
 _GROUP_PREFIX = "types."
 
 
@@ -93,8 +95,11 @@ class Override:
 class EffectiveRule:
     """The rule a module gets, its parameters and where it came from.
 
-    ``origin`` is ``"override"``, ``"composite"`` or ``"fallback"`` (no rule matched: plain
-    gradient); ``override`` is the deciding override (or None).
+    ``origin`` is ``"override"``, ``"composite"``, ``"gradient"`` (no rule, and the plain gradient
+    is what the composite intends: a gradient-only composite, or a module such as max pooling or
+    flatten whose gradient is already right for LRP) or ``"fallback"`` (an LRP composite has no
+    rule for a module that computes something: plain gradient, worth a warning); ``override``
+    is the deciding override (or None).
     """
 
     rule: Hook | None
@@ -119,9 +124,17 @@ class RuleAssignment:
     Parameters:
         modules: ``{qualified name: module}`` of the model (as ``named_modules()`` gives them).
         defaults: ``{qualified name: rule template or None}``, the composite's choice per module.
+        report_fallback: whether modules without a rule are fallbacks worth a warning (true for
+            LRP composites) rather than intended plain gradients.
     """
 
-    def __init__(self, modules: dict[str, nn.Module], defaults: dict[str, Hook | None]):
+    def __init__(
+        self,
+        modules: dict[str, nn.Module],
+        defaults: dict[str, Hook | None],
+        report_fallback: bool = True,
+    ):
+        self.report_fallback = report_fallback
         self.modules = dict(modules)
         self.leaves = {n: m for n, m in self.modules.items() if next(m.children(), None) is None}
         self.defaults = {name: defaults.get(name) for name in self.leaves}
@@ -132,7 +145,7 @@ class RuleAssignment:
 
     def copy(self) -> RuleAssignment:
         """An independent assignment with the same defaults and overrides."""
-        new = RuleAssignment(self.modules, self.defaults)
+        new = RuleAssignment(self.modules, self.defaults, self.report_fallback)
         new.overrides = list(self.overrides)
         new._rebuild()
         return new
@@ -213,16 +226,31 @@ class RuleAssignment:
         self.overrides = []
         self._rebuild()
 
-    def replace(self, defaults: dict[str, Hook | None], overrides: Iterable[Override]) -> None:
-        """Set new composite defaults and overrides at once (targets are checked)."""
+    def replace(
+        self,
+        defaults: dict[str, Hook | None],
+        overrides: Iterable[Override],
+        report_fallback: bool | None = None,
+    ) -> None:
+        """Set new composite defaults and overrides at once (targets are checked);
+        ``report_fallback`` None keeps the current setting."""
         overrides = list(overrides)
         for override in overrides:
             self._make_override(override.rule, override.name, override.type, override.within)
         self.defaults = {name: defaults.get(name) for name in self.leaves}
         self.overrides = overrides
+        if report_fallback is not None:
+            self.report_fallback = report_fallback
         self._rebuild()
 
     # --- helpers ---
+    def _default_origin(self, default: Hook | None, module: nn.Module) -> str:
+        if default is not None:
+            return COMPOSITE
+        if self.report_fallback and not isinstance(module, PLAIN_GRADIENT_TYPES):
+            return FALLBACK
+        return PLAIN
+
     def _make_override(self, rule, name, type, within) -> Override:
         if rule is not None and not isinstance(rule, Hook):
             raise TypeError(f"rule must be a lrp_core rule (a Hook) or None, got {rule!r}")
@@ -259,7 +287,7 @@ class RuleAssignment:
                     break
             if chosen is None:
                 default = self.defaults.get(name)
-                chosen = EffectiveRule(default, FALLBACK if default is None else COMPOSITE)
+                chosen = EffectiveRule(default, self._default_origin(default, module))
             effective[name] = chosen
         self._effective = effective
         self.version += 1

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ._live_dispatch import DispatchHook, Superseded, TermCache, rule_relevance
-from ._live_editing import AssignmentEditing, composite_defaults
+from ._live_editing import AssignmentEditing, composite_defaults, reports_fallback
 from ._live_forward import (
     LiveInputError,
     RuleFailedError,
@@ -33,7 +33,7 @@ from ._live_forward import (
     run_forward,
     warn_fallbacks,
 )
-from .assignment import RuleAssignment
+from .assignment import FALLBACK, RuleAssignment
 from .core import Composite, RemovableHandleList
 from .records import ConservationReport, LayerRecord, RecordCollector, conservation_report
 from .rule_registry import rule_label
@@ -166,7 +166,9 @@ class LiveExplanation(AssignmentEditing):
         for canonizer in self.canonizers:
             self._canonizer_instances.extend(canonizer.apply(model))
         modules = dict(model.named_modules())
-        self.assignment = RuleAssignment(modules, composite_defaults(self.composite, model))
+        self.assignment = RuleAssignment(
+            modules, composite_defaults(self.composite, model), reports_fallback(self.composite)
+        )
         self._report_fallbacks()
         for name, module in self.assignment.leaves.items():
             self._handles.append(DispatchHook(name, self._module_relevance).register(module))
@@ -177,12 +179,11 @@ class LiveExplanation(AssignmentEditing):
         composite = self.composite
         if not getattr(composite, "report_fallback", False):
             return
-        reportable = getattr(composite, "_reportable", lambda module: True)
         leaves = self.assignment.leaves
         names = [
             f"{name or '<root>'} ({type(leaves[name]).__name__})"
             for name, effective in self.assignment.effective_rules().items()
-            if effective.origin == "fallback" and reportable(leaves[name])
+            if effective.origin == FALLBACK
         ]
         if names:
             warn_fallbacks(type(composite).__name__, names)

@@ -29,7 +29,7 @@ class PlainGradientFallbackWarning(UserWarning):
 
 
 # Modules whose plain gradient is already right for LRP (or that compute nothing), never reported.
-_NOT_REPORTED = (
+PLAIN_GRADIENT_TYPES = (
     nn.Identity,
     nn.Flatten,
     nn.Unflatten,
@@ -110,7 +110,7 @@ class MapComposite(Composite):
 
     def quiet_types(self) -> tuple[type, ...]:
         """Leaf types whose plain gradient is fine here, so they are never reported."""
-        return _NOT_REPORTED
+        return PLAIN_GRADIENT_TYPES
 
     @property
     def matched_modules(self) -> list[str]:

@@ -20,7 +20,7 @@ export interface LayerInfo {
 }
 
 /** Where a layer's effective rule comes from. */
-export type RuleOrigin = "composite" | "override" | "fallback";
+export type RuleOrigin = "composite" | "override" | "gradient" | "fallback";
 
 export interface RuleState {
   rule: string;

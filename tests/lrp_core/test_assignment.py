@@ -1,7 +1,8 @@
 """Rule assignment: composite defaults, overrides by name / type / subtree, origins.
 
 Precedence under test: the last matching override wins, then the composite's rule, then the
-plain gradient ("fallback").
+plain gradient: "gradient" where that is intended (flatten, max pooling, gradient-only
+composites), "fallback" where an LRP composite has no rule for a module that computes something.
 """
 
 from __future__ import annotations
@@ -48,9 +49,31 @@ def test_defaults_and_fallbacks(assignment):
         "1": ("Pass", "composite"),
         "2.0": ("ZPlus", "composite"),
         "2.1": ("Pass", "composite"),
-        "3": ("Gradient", "fallback"),
+        "3": ("Gradient", "gradient"),
         "4": ("Epsilon", "composite"),
     }
+
+
+@pytest.mark.parametrize("report_fallback", [True, False])
+def test_a_module_without_rule_is_a_fallback_only_where_the_composite_reports_it(report_fallback):
+    """LayerNorm computes something and EpsilonPlus has no rule for it: a fallback when the
+    composite reports fallbacks; max pooling's plain gradient is intended either way."""
+    model = nn.Sequential(
+        nn.Linear(4, 4), nn.LayerNorm(4), nn.Unflatten(1, (1, 4)), nn.MaxPool1d(2)
+    )
+    composite = EpsilonPlus()
+    ctx: dict = {}
+    defaults = {name: composite.module_map(ctx, name, m) for name, m in model.named_modules()}
+    assignment = RuleAssignment(dict(model.named_modules()), defaults, report_fallback)
+    origins = {n: e.origin for n, e in assignment.effective_rules().items()}
+    assert origins == {
+        "0": "composite",
+        "1": "fallback" if report_fallback else "gradient",
+        "2": "gradient",
+        "3": "gradient",
+    }
+    assignment.replace(defaults, [], report_fallback=not report_fallback)
+    assert assignment.effective("1").origin == ("gradient" if report_fallback else "fallback")
 
 
 def test_overrides_by_name_type_and_subtree_last_wins(assignment):

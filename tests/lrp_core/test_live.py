@@ -397,7 +397,11 @@ def test_describe_is_json_with_shapes_rules_and_origins(model):
         "origin": "override",
     }
     assert nodes["2"]["rule"]["origin"] == "composite" and nodes["2"]["rule"]["name"] == "ZPlus"
-    assert nodes["5"]["rule"] == {"name": "Gradient", "params": {}, "origin": "fallback"}
+    assert nodes["5"]["rule"] == {
+        "name": "Gradient",
+        "params": {},
+        "origin": "gradient",
+    }  # Flatten: intended
     live.close()
 
 

@@ -85,7 +85,8 @@ def test_layer_tree_traits(explorer: Explorer):
 
 def test_every_leaf_has_its_effective_rule(explorer: Explorer):
     # EpsilonPlusFlat: Flat on the first layer, ZPlus on other convolutions, Epsilon on dense
-    # layers, Pass on activations; Flatten has no rule (plain-gradient fallback).
+    # layers, Pass on activations; Flatten has no rule: its plain gradient is intended, so it is
+    # no fallback (no warning badge).
     leaves = [row["name"] for row in EXPECTED_LAYERS if row["leaf"]]
     assert sorted(explorer.rules) == sorted(leaves)
     assert {name: state["rule"] for name, state in explorer.rules.items()} == {
@@ -95,7 +96,7 @@ def test_every_leaf_has_its_effective_rule(explorer: Explorer):
         "2": "Gradient",
         "3": "Epsilon",
     }
-    assert explorer.rules["2"]["origin"] == "fallback"
+    assert explorer.rules["2"]["origin"] == "gradient"
     assert explorer.rules["3"]["origin"] == "composite"
 
 
