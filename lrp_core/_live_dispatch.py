@@ -13,7 +13,10 @@ Cached work is valid as long as the forward graph is, and is dropped with it.
 
 The formula itself is ``lrp_core._relevance.basic_relevance``, called with the terms from the
 cache, every graph retained (live explanations are first order) and VJPs of all-zero vectors
-skipped (exactly zero).
+skipped (exactly zero). On plain Linear and convolution layers, rules whose reducer is a signed
+sum skip autograd: ``lrp_core._linear_terms.LinearTerms`` keeps the factors, term inputs and
+modified weights and maps R in closed form (one transposed convolution per distinct factor), and
+the cache keeps rule-independent partial outputs for the layers being edited (``partials``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from . import rules
 from ._hook_function import ModuleCall
+from ._linear_terms import LinearTerms, applies
 from ._relevance import (
     GradientMap,
     basic_relevance,
@@ -42,6 +46,10 @@ _CACHEABLE = {BasicHook._relevance, Gamma._relevance}
 #: built-in rules whose gradient mapper is R ⊙ φ_k(outputs), linear in the relevance R: all the
 #: built-in LRP rules (a new one whose mapper is not linear in R must be left out here)
 LINEAR_MAPPER_RULES = rules.LRP_RULES
+
+
+#: module calls whose partial outputs the cache keeps at a time
+PARTIAL_CALLS = 4
 
 
 class Superseded(Exception):
@@ -91,12 +99,33 @@ class TermCache:
     def __init__(self, size: int = 2):
         self.size = max(int(size), 0)
         self._entries: dict[int, OrderedDict] = {}
+        self._partials: OrderedDict[int, dict] = OrderedDict()
+        self._seen: set[int] = set()
         self.hits = 0
         self.misses = 0
 
     def clear(self) -> None:
         """Forget everything (call this when the forward graph is replaced)."""
         self._entries = {}
+        self._partials = OrderedDict()
+        self._seen = set()
+
+    def partials(self, call: ModuleCall) -> dict | None:
+        """Rule-independent partial outputs of ``call`` (see ``lrp_core._linear_terms``).
+
+        None the first time a call asks (most layers never change their rule, so keeping theirs
+        would only cost memory); from the second time on a dict, kept for the ``PARTIAL_CALLS``
+        calls that asked last (the layers being edited).
+        """
+        key = id(call)
+        if not self.size or key not in self._seen:
+            self._seen.add(key)
+            return None
+        partials = self._partials.pop(key, None)
+        self._partials[key] = {} if partials is None else partials
+        while len(self._partials) > PARTIAL_CALLS:
+            self._partials.popitem(last=False)
+        return self._partials[key]
 
     def get(self, call: ModuleCall, rule: Hook, make: Callable[[], Any]) -> Any:
         """The cached value for (call, rule), made by ``make()`` on a miss."""
@@ -140,7 +169,10 @@ def _factor_map(rule: BasicHook, entry: _Terms) -> GradientMap:
         if factors is None:
             factors = entry.factors[j] = map_relevance(rule, torch.ones_like(grad), outputs)
         products: dict[int, torch.Tensor] = {}
-        return tuple(None if f is None else products.setdefault(id(f), grad * f) for f in factors)
+        for f in factors:
+            if f is not None and id(f) not in products:
+                products[id(f)] = grad * f
+        return tuple(None if f is None else products[id(f)] for f in factors)
 
     return gradient_map
 
@@ -150,8 +182,12 @@ def cached_basic_relevance(
 ) -> tuple:
     """The BasicHook formula for one call, with the modified forwards taken from ``cache``."""
     call.check_inputs_unchanged()  # before the terms are made and cached
-    entry = cache.get(call, rule, lambda: _Terms(modified_forwards(rule, call)))
     linear = type(rule) in LINEAR_MAPPER_RULES
+    if linear and applies(rule, call):
+        terms = cache.get(call, rule, lambda: LinearTerms(rule, call, cache.partials(call)))
+        with torch.no_grad():
+            return (terms.relevance(grad_outputs[0]),)
+    entry = cache.get(call, rule, lambda: _Terms(modified_forwards(rule, call)))
     with torch.no_grad():
         return basic_relevance(
             rule,

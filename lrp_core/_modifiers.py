@@ -31,10 +31,17 @@ def stabilize(
         epsilon = epsilon.to(input.dtype)
     else:
         epsilon = torch.tensor(epsilon, dtype=input.dtype, device=input.device)
-    shift = torch.where(input >= 0, epsilon, -epsilon)
+    # shift = ε where z ≥ 0, −ε elsewhere: the sign of z + 0 (which turns −0 into +0) copied onto ε
+    # (much faster than torch.where; NaN stays NaN after the addition either way)
+    shift = input + 0.0
+    differentiable = shift.requires_grad or epsilon.requires_grad
+    if differentiable or shift.shape != torch.broadcast_shapes(shift.shape, epsilon.shape):
+        shift = torch.copysign(epsilon, shift)
+    else:
+        shift = torch.copysign(epsilon, shift, out=shift)
     if clip:
         return torch.where(input.abs() < shift.abs(), shift, input)
-    return shift.add_(input)
+    return shift + input if differentiable else shift.add_(input)
 
 
 def _check_epsilon(epsilon: Any, name: str = "epsilon") -> float:

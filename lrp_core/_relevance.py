@@ -112,7 +112,7 @@ def _term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: lis
     return (
         hook._weighted_terms[k]
         and vanishes_for_zero_input(module, hook.param_modifiers[k])
-        and all(_is_broadcast_zero(x) or not bool(x.any()) for x in inputs)
+        and all(_is_broadcast_zero(x) or not nonzero(x) for x in inputs)
     )
 
 
@@ -232,7 +232,7 @@ def basic_relevance(
                 for y, g in zip(outputs, gammas[k], strict=True)
                 if g is not None
                 and y.requires_grad
-                and not (skip_zero and n_terms > 1 and not bool(g.any()))
+                and not (skip_zero and n_terms > 1 and not nonzero(g))
             ]
         gammas[k] = outputs = None
         if pairs:
@@ -347,6 +347,16 @@ def add_terms(*tensors: torch.Tensor) -> torch.Tensor:
     for t in kept[1:]:
         total = total + t
     return total
+
+
+def nonzero(t: torch.Tensor) -> bool:
+    """Whether ``t`` has an element other than zero (NaN counts); cheaper than ``t.any()``."""
+    if t.numel() == 0:
+        return False
+    if not t.is_floating_point():
+        return bool(t.any())
+    low, high = torch.aminmax(t)
+    return bool((low != 0) | (high != 0))
 
 
 def _is_broadcast_zero(t: torch.Tensor) -> bool:

@@ -73,13 +73,17 @@ def register_composite(name: str) -> Callable[[type[Composite]], type[Composite]
 
 
 def get_composite(name: str) -> type[Composite]:
-    """Return the composite class registered under ``name``.
+    """Return the composite class registered under ``name`` (``"epsilon_plus_flat"``), or
+    under its class name (``"EpsilonPlusFlat"``).
 
     Raises ``UnknownCompositeError`` (a ``KeyError`` and ``ValueError``) listing the known names.
     """
     try:
         return COMPOSITES[name]
     except (KeyError, TypeError):
+        by_class = [cls for cls in COMPOSITES.values() if cls.__name__ == name]
+        if by_class:
+            return by_class[0]
         known = ", ".join(sorted(COMPOSITES))
         raise UnknownCompositeError(
             f"unknown composite {name!r}; known composites: {known}"

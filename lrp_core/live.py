@@ -68,8 +68,11 @@ class LiveResult:
     rules: dict[str, str] = field(default_factory=dict)
 
     def conservation(self, tolerance: float = 1e-5) -> ConservationReport:
-        """Layers that create or lose relevance beyond ``tolerance`` (see ``records``)."""
-        return conservation_report(self.records, tolerance)
+        """Layers that create or lose relevance beyond ``tolerance``, and relevance created or
+        lost by operations outside modules, such as a residual ``+`` (see ``records``)."""
+        return conservation_report(
+            self.records, tolerance, relevance=self.relevance, seed=self.seed
+        )
 
 
 @dataclass

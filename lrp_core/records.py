@@ -9,21 +9,24 @@ A module called several times in one forward gets one record summing its calls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
 
-def _per_sample(tensors: Iterable[torch.Tensor | None]) -> torch.Tensor:
-    """Per-sample sums (as float64) of tensors sharing their first axis (scalars: one)."""
+def _sample_sums(tensor: torch.Tensor) -> torch.Tensor:
+    """Per-sample sums (as float64) of one tensor (a scalar: one sum)."""
+    t = tensor.detach()
+    t = t.reshape(1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
+    return t.sum(dim=1).to(torch.float64)
+
+
+def _combine(sums: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Per-sample sums of several tensors added (different batch layouts: the grand total)."""
     total = None
-    for tensor in tensors:
-        if tensor is None:
-            continue
-        t = tensor.detach()
-        t = t.reshape(1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
-        t = t.sum(dim=1).to(torch.float64)
+    for t in sums:
         if total is None:
             total = t
         elif total.shape == t.shape:
@@ -113,20 +116,33 @@ class RecordCollector:
 
     keep_tensors: Callable[[str], bool] = lambda name: False
     records: dict[str, LayerRecord] = field(default_factory=dict)
+    # sums of the last call's leaving tensors: (tensor, version, sums); in a chain of modules
+    # the relevance leaving one is the very tensor entering the next, so its sums are reused
+    _last: list = field(default_factory=list, repr=False)
+
+    def _entering_sums(self, tensor: torch.Tensor) -> torch.Tensor:
+        for kept, version, sums in self._last:
+            if kept is tensor and kept._version == version:
+                return sums
+        return _sample_sums(tensor)
 
     def add(
         self, name: str, module: torch.nn.Module, rule: str, entering: tuple, leaving: tuple
     ) -> None:
         """Record one module call: ``entering`` at its outputs, ``leaving`` at its inputs."""
-        totals_in, totals_out = _per_sample(entering), _per_sample(leaving)
+        totals_in = _combine(self._entering_sums(t) for t in entering if t is not None)
+        last = [(t, t._version, _sample_sums(t)) for t in leaving if t is not None]
+        self._last = last
+        totals_out = _combine(sums for _, _, sums in last)
+        finite = all(map(math.isfinite, totals_in.tolist() + totals_out.tolist()))
         record = LayerRecord(
             name=name,
             type=type(module).__name__,
             rule=rule,
             entering=totals_in,
             leaving=totals_out,
-            nonfinite_entering=_nonfinite(entering, totals_in),
-            nonfinite_leaving=_nonfinite(leaving, totals_out),
+            nonfinite_entering=0 if finite else _nonfinite(entering, totals_in),
+            nonfinite_leaving=0 if finite else _nonfinite(leaving, totals_out),
         )
         if self.keep_tensors(name):
             record.relevance_out = entering[0].detach().clone() if entering else None
@@ -202,12 +218,59 @@ class ConservationReport:
         return "\n".join(lines)
 
 
+#: name of the violation that operations outside modules cause (see ``outside_modules``)
+OUTSIDE_MODULES = "(outside modules)"
+
+
+def outside_modules(
+    records: dict[str, LayerRecord],
+    relevance: torch.Tensor,
+    seed: torch.Tensor,
+    tolerance: float = 1e-5,
+    floor: float = 1e-12,
+) -> Violation | None:
+    """Relevance created or lost by operations that are no module (so no rule sees them).
+
+    Per sample, the input total should be the seed's total minus what the modules absorbed:
+    ``unaccounted = sum(relevance) - (sum(seed) - sum of the records' absorbed)``. A residual
+    ``a + b`` written in ``forward`` copies its relevance into both branches (created); the
+    usual fix is a canonizer that turns the addition into a module with a rule. Flagged when
+    ``|unaccounted|`` exceeds ``tolerance`` relative to the larger of the two totals.
+    """
+    started = _sample_sums(seed)
+    arrived = _sample_sums(relevance)
+    absorbed = torch.zeros_like(started)
+    for record in records.values():
+        if record.absorbed.shape == absorbed.shape:
+            absorbed = absorbed + record.absorbed
+        else:
+            absorbed = absorbed + record.absorbed.sum()
+    unaccounted = arrived - (started - absorbed)
+    if not bool(torch.isfinite(unaccounted).all()):
+        return None  # the modules' records already name the non-finite values
+    scale = torch.maximum(started.abs(), arrived.abs())
+    relative = torch.where(scale < floor, torch.zeros_like(scale), unaccounted.abs() / scale)
+    worst = int(relative.argmax())
+    if float(relative[worst]) <= tolerance:
+        return None
+    kind = "created" if float(unaccounted[worst]) > 0 else "lost"
+    return Violation(
+        OUTSIDE_MODULES, kind, float(relative[worst]), started.tolist(), arrived.tolist()
+    )
+
+
 def conservation_report(
-    records: dict[str, LayerRecord], tolerance: float = 1e-5, floor: float = 1e-12
+    records: dict[str, LayerRecord],
+    tolerance: float = 1e-5,
+    floor: float = 1e-12,
+    *,
+    relevance: torch.Tensor | None = None,
+    seed: torch.Tensor | None = None,
 ) -> ConservationReport:
     """Flag each module whose leaving total differs from its entering total by more than
     ``tolerance`` relative to the larger of the two (per sample; totals below ``floor`` count as
-    zero), and each module with non-finite relevance."""
+    zero), and each module with non-finite relevance. Given the input ``relevance`` and the
+    ``seed``, also relevance changed outside modules (``outside_modules``), reported last."""
     violations = []
     for name, record in records.items():
         if record.nonfinite_entering or record.nonfinite_leaving:
@@ -240,4 +303,8 @@ def conservation_report(
                     record.leaving.tolist(),
                 )
             )
+    if relevance is not None and seed is not None:
+        outside = outside_modules(records, relevance, seed, tolerance, floor)
+        if outside is not None:
+            violations.append(outside)
     return ConservationReport(violations, float(tolerance))

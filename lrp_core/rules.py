@@ -200,7 +200,8 @@ class AlphaBeta(_LRPRule):
 
 
 class Gamma(_LRPRule):
-    """Generalized gamma rule with G⁺θ = θ + γθ⁺, G⁻θ = θ + γθ⁻ and z = f(x; θ):
+    """Generalized gamma rule with G⁺θ = θ + γθ⁺, G⁻θ = θ + γθ⁻ and z = f(x; θ) (never
+    modified by ``zero_params``, which acts on G⁺θ and G⁻θ):
     z_p = f(x⁺;G⁺θ) + f(x⁻;G⁻θ, no bias), z_n = f(x⁺;G⁻θ) + f(x⁻;G⁺θ, no bias);
     where z > 0 relevance R/stab(z_p) flows through the z_p pair, where z < 0 R/stab(z_n) through
     the z_n pair, where z = 0 nothing; R_in is the sum of the four x-part ⊙ VJP terms.
@@ -228,7 +229,9 @@ class Gamma(_LRPRule):
 
         super().__init__(
             input_modifiers=[_positive, _negative, _positive, _negative, _identity],
-            param_modifiers=[up, down_nb, down, up_nb, NoMod(zero_params=zeros)],
+            # z decides between the pairs; it is the module's own output, whatever zero_params
+            # removes from the pairs (as the reference library does)
+            param_modifiers=[up, down_nb, down, up_nb, NoMod()],
             output_modifiers=[_identity] * 5,
             gradient_mapper=mapper,
             reducer=reducer,

@@ -72,7 +72,7 @@ def make_seed(target: Target, output: torch.Tensor) -> tuple[torch.Tensor, torch
     if isinstance(target, bool):
         raise TargetError(f"target must be a class index, not a bool ({target!r})")
     if isinstance(target, int):
-        classes = torch.full((output.shape[0],), target, dtype=torch.long)
+        classes = torch.full((output.shape[0],), target, dtype=torch.long, device=output.device)
         return _one_hot(output, _check_classes(classes, output)), classes
     if isinstance(target, torch.Tensor) and not target.is_floating_point():
         target = target.tolist() if target.ndim else int(target)
@@ -85,7 +85,7 @@ def make_seed(target: Target, output: torch.Tensor) -> tuple[torch.Tensor, torch
                 f"target: give one int class index per sample ({output.shape[0]} samples), "
                 f"got {target!r}"
             )
-        classes = torch.tensor(list(target), dtype=torch.long)
+        classes = torch.tensor(list(target), dtype=torch.long, device=output.device)
         return _one_hot(output, _check_classes(classes, output)), classes
     if callable(target) and not isinstance(target, torch.Tensor):
         target = target(output)

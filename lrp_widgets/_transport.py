@@ -14,6 +14,7 @@ import torch
 
 from lrp_core.cmap import CMAPS
 from lrp_core.live import LiveResult
+from lrp_core.records import OUTSIDE_MODULES
 from lrp_core.rule_registry import GRADIENT, RULES, parameter_names
 
 
@@ -137,18 +138,36 @@ def top_predictions(output: torch.Tensor, k: int) -> list[list[list[float]]]:
 
 def health_entries(result: LiveResult, tolerance: float) -> list[dict[str, Any]]:
     """Per layer (forward order): rule, per-sample relevance totals entering and leaving, and
-    the kind of conservation violation beyond ``tolerance`` (``""`` if none)."""
-    violations = {v.name: v.kind for v in result.conservation(tolerance).violations}
-    return [
+    the kind of conservation violation beyond ``tolerance`` (``""`` if none); ``module`` True.
+    Relevance created or lost outside modules (e.g. by a residual ``+`` in ``forward``) comes
+    last as an entry named ``OUTSIDE_MODULES`` (seed totals entering, input totals leaving)
+    with ``module`` False."""
+    violations = result.conservation(tolerance).violations
+    kinds = {v.name: v.kind for v in violations}
+    entries = [
         {
             "name": name,
             "rule": record.rule,
             "entering": [float(v) for v in record.entering.reshape(-1)],
             "leaving": [float(v) for v in record.leaving.reshape(-1)],
-            "violation": violations.get(name, ""),
+            "violation": kinds.get(name, ""),
+            "module": True,
         }
         for name, record in result.records.items()
     ]
+    for violation in violations:
+        if violation.name == OUTSIDE_MODULES:
+            entries.append(
+                {
+                    "name": OUTSIDE_MODULES,
+                    "rule": "",
+                    "entering": violation.entering,
+                    "leaving": violation.leaving,
+                    "violation": violation.kind,
+                    "module": False,
+                }
+            )
+    return entries
 
 
 def layer_map_message(result: LiveResult, name: str, k: int) -> dict[str, Any]:

@@ -10,8 +10,9 @@
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "./theme.css";
+import "./explorer.css";
 import { Transport } from "./transport";
-import type { ExplorerTraits, LayerMapMessage } from "./types";
+import type { Command, ExplorerTraits, LayerMapMessage } from "./types";
 import { createHeader } from "./views/header";
 import { createHealth } from "./views/health";
 import { createHeatmap } from "./views/heatmap";
@@ -20,8 +21,11 @@ import { createRulePanel } from "./views/rules";
 import { createStatus } from "./views/status";
 import { createLayerTree } from "./views/tree";
 
+/** Traits the Explorer page writes. */
+type ExplorerOwned = "selected" | "target" | "sample" | "focus_layer";
+
 function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
-  const transport = new Transport(model);
+  const transport = new Transport<ExplorerTraits, Command, ExplorerOwned>(model);
   const root = document.createElement("div");
   root.className = "lrp-explorer";
   // Lumino (JupyterLab, Notebook 7) ignores its keyboard shortcuts for keys typed in here.

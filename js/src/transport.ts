@@ -1,35 +1,42 @@
 /**
- * Typed access to the widget model: reading traits, writing the ones the front end owns,
- * sending commands, and subscribing to changes (all undone by `dispose()`).
+ * Typed access to a widget model: reading traits, writing the ones the front end owns,
+ * sending commands, and subscribing to changes (all undone by `dispose()`). Shared by the
+ * Explorer and Compare entries: `T` is the widget's traits, `C` its commands, `Owned` the traits
+ * the page may write.
  *
  * Commands are numbered (request numbers) and at most one is in flight: while the kernel works,
- * only the newest pending command is kept, so a stream of slider moves never queues up work.
- * A heatmap is drawn only when it answers the newest request sent (older ones are dropped).
+ * only the newest pending command of each coalescing key is kept (one key unless the caller
+ * gives others), so a stream of slider moves never queues up work. A heatmap is drawn only when
+ * it answers the newest request sent (older ones are dropped).
  */
 import type { AnyModel } from "@anywidget/types";
-import type { ArrayMessage, Command, ExplorerTraits } from "./types";
 
-export class Transport {
-  readonly #model: AnyModel<ExplorerTraits>;
+/** What every widget using the transport syncs: the last request the kernel handled. */
+// `any` is the model's own constraint (anywidget's ObjectHash).
+export type TransportTraits = Record<string, any> & { answered: number };
+
+export class Transport<T extends TransportTraits, C extends object, Owned extends keyof T = never> {
+  readonly #model: AnyModel<T>;
   readonly #disposers: Array<() => void> = [];
   #sent = 0;
   #inFlight = 0;
-  #pending: Command | null = null;
+  /** Commands not sent yet, oldest first, the newest one per coalescing key. */
+  readonly #pending = new Map<string, C>();
   /** Number of messages sent to the kernel (commands and trait changes). */
   messages = 0;
 
-  constructor(model: AnyModel<ExplorerTraits>) {
+  constructor(model: AnyModel<T>) {
     this.#model = model;
     this.onChange(["answered"], () => this.#flush());
   }
 
   /** Current value of a synced trait. */
-  get<K extends keyof ExplorerTraits>(key: K): ExplorerTraits[K] {
+  get<K extends keyof T>(key: K): T[K] {
     return this.#model.get(key);
   }
 
   /** Calls `callback` whenever one of `keys` changes, until `dispose()`. */
-  onChange(keys: Array<keyof ExplorerTraits>, callback: () => void): void {
+  onChange(keys: Array<keyof T & string>, callback: () => void): void {
     for (const key of keys) {
       const event = `change:${key}`;
       this.#model.on(event, callback);
@@ -37,11 +44,12 @@ export class Transport {
     }
   }
 
-  /** Sets a trait the front end owns (`selected`, `target`, `sample`, `focus_layer`). */
-  set<K extends "selected" | "target" | "sample" | "focus_layer">(key: K, value: ExplorerTraits[K]): void {
+  /** Sets a trait the front end owns; counted in `messages` unless `count` is false (display
+   * state such as a colormap, which asks the kernel for no computation). */
+  set<K extends Owned>(key: K, value: T[K], count = true): void {
     this.#model.set(key, value);
     this.#model.save_changes();
-    this.messages += 1;
+    if (count) this.messages += 1;
   }
 
   /** Newest request number handed out. */
@@ -51,19 +59,33 @@ export class Transport {
 
   /** True while a command is being computed or waits to be sent. */
   get busy(): boolean {
-    return this.#pending !== null || this.#inFlight > this.#model.get("answered");
+    return this.#pending.size > 0 || this.#inFlight > this.#model.get("answered");
   }
 
-  /** Queues `command`; it replaces any command not sent yet. */
-  send(command: Command): void {
-    this.#pending = command;
+  /** Whether a command whose coalescing key starts with `prefix` waits to be sent. */
+  hasPending(prefix: string): boolean {
+    for (const key of this.#pending.keys()) if (key.startsWith(prefix)) return true;
+    return false;
+  }
+
+  /** Queues `command`; it replaces the command with the same `key` not sent yet. */
+  send(command: C, key = ""): void {
+    this.#pending.delete(key);
+    this.#pending.set(key, command);
     this.#flush();
   }
 
+  /** Sends `message` at once, without a request number and ahead of any queue (e.g. a cancel
+   * that must reach the kernel while a long command runs). */
+  sendNow(message: object): void {
+    this.#model.send(message);
+    this.messages += 1;
+  }
+
   #flush(): void {
-    if (this.#pending === null || this.#inFlight > this.#model.get("answered")) return;
-    const command = this.#pending;
-    this.#pending = null;
+    if (this.#pending.size === 0 || this.#inFlight > this.#model.get("answered")) return;
+    const [key, command] = this.#pending.entries().next().value as [string, C];
+    this.#pending.delete(key);
     const request = Math.max(this.#sent, this.#model.get("answered")) + 1;
     this.#sent = request;
     this.#inFlight = request;
@@ -74,7 +96,7 @@ export class Transport {
   /** Whether a heatmap answering `request` (0: computed on the kernel's own initiative) is
    * current: not superseded by a command sent or waiting after it. */
   isCurrent(request: number): boolean {
-    if (this.#pending !== null) return false;
+    if (this.#pending.size > 0) return false;
     return request === 0 ? this.#inFlight <= this.#model.get("answered") : request >= this.#inFlight;
   }
 
@@ -92,7 +114,7 @@ export function bytesOf(data: DataView | ArrayBuffer | Uint8Array): Uint8Array {
 }
 
 /** A float32 view of an array message (copied when the bytes are not 4-byte aligned). */
-export function float32Of(message: ArrayMessage): Float32Array {
+export function float32Of(message: { data: DataView | ArrayBuffer | Uint8Array }): Float32Array {
   const bytes = bytesOf(message.data);
   if (bytes.byteOffset % 4 === 0) {
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);

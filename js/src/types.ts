@@ -53,6 +53,8 @@ export interface HealthEntry {
   entering: number[];
   leaving: number[];
   violation: "" | "created" | "lost" | "non-finite";
+  /** False for the entry of relevance changed outside modules (e.g. a residual `+`). */
+  module: boolean;
 }
 
 /** Lifecycle of the widget as reported by the kernel. */
@@ -98,3 +100,102 @@ export type Command =
     }
   | { type: "reset"; names: string[] }
   | { type: "composite"; name: string; keep_overrides: boolean };
+
+/* ---- Compare (`lrp_widgets.Compare`; keep in step with `lrp_widgets/compare.py`) ---- */
+
+/** A per-layer rule override of one Compare column. */
+export interface ColumnOverride {
+  /** The module name; `""` for an override of every layer of a type (`type`, `within`). */
+  layer: string;
+  rule: string;
+  params: Record<string, unknown>;
+  type?: string;
+  within?: string;
+}
+
+/** One column of the Compare grid (a configuration), in display order. */
+export interface ColumnInfo {
+  /** Stable id, never reused; keys `heatmaps`, `scores` and `curves`. */
+  id: number;
+  name: string;
+  /** Composite preset name; `""` for none (plain gradient). */
+  composite: string;
+  /** Editable composite parameters and their current values. */
+  params: Record<string, number | string | null>;
+  overrides: ColumnOverride[];
+  /** The column's configuration as JSON (`lrp_core.config` format). */
+  config: string;
+}
+
+export interface ScoreInfo {
+  label: string;
+  higher_is_better: boolean;
+  /** One sentence: the score's definition. */
+  description: string;
+}
+
+/** Region-perturbation curves of one column: per row, the model output after each fraction. */
+export interface CurveSet {
+  morf: number[][];
+  lerf: number[][];
+  fractions: number[];
+}
+
+/** How the colour scale is shared: the whole grid, each row, or each cell. */
+export type Normalization = "grid" | "row" | "cell";
+
+export interface SortState {
+  score: string;
+  column: number;
+  descending: boolean;
+}
+
+/** One column's relevance with the generation and request that produced it. */
+export interface ColumnHeatmap extends ArrayMessage {
+  generation: number;
+  request: number;
+}
+
+/** Synced traits of `lrp_widgets.Compare`. */
+export interface CompareTraits {
+  columns: ColumnInfo[];
+  presets: string[];
+  catalog: Record<string, { params: Record<string, unknown> }>;
+  palettes: Record<string, DataView | ArrayBuffer | Uint8Array>;
+  images: ArrayMessage;
+  /** `{}` without masks. */
+  masks: Partial<ArrayMessage>;
+  /** `str(column id)` → float32 `[N, C, H, W]` relevance (channels not summed). */
+  heatmaps: Record<string, ColumnHeatmap | undefined>;
+  classes: number[];
+  class_names: string[];
+  predictions: Array<[number, number]>;
+  /** score name → `str(column id)` → per row value (null: not computed or not finite). */
+  scores: Record<string, Record<string, Array<number | null>>>;
+  score_info: Record<string, ScoreInfo>;
+  curves: Record<string, CurveSet | undefined>;
+  /** `{}` when idle. */
+  progress: Partial<{ task: string; done: number; total: number }>;
+  normalization: Normalization;
+  /** Column id of the difference reference; -1: no difference view. */
+  reference: number;
+  cmap: string;
+  /** Page-owned: the map alone, or blended over a grey copy of the input. */
+  show: "heatmap" | "overlay";
+  /** `{}`: rows in input order. */
+  sort: Partial<SortState>;
+  status: ExplorerStatus;
+  error: string;
+  compute_count: number;
+  answered: number;
+}
+
+/** Commands the Compare page sends to the kernel (each with a request number). */
+export type CompareCommand =
+  | { type: "add_column"; preset: string }
+  | { type: "add_column"; config: string; name?: string }
+  | { type: "remove_column"; id: number }
+  | { type: "move_column"; id: number; index: number }
+  | { type: "set_params"; id: number; params: Record<string, unknown> }
+  | { type: "set_layer_params"; id: number; layer: string; params: Record<string, unknown> }
+  | { type: "compute_scores"; names: string[] };

@@ -8,39 +8,45 @@ from ._checks import EvaluationInputError, check_same_shape, check_tensor
 
 
 def conservation_error(
-    relevance: torch.Tensor, output: torch.Tensor, seed: torch.Tensor
+    relevance: torch.Tensor, seed: torch.Tensor, output: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Relative conservation error per sample.
 
-    ``error_n = |sum(relevance[n]) - sum(seed[n] * output[n])| / |sum(seed[n] * output[n])|``,
-    i.e. how far the relevance at the input misses the explained part of the output
-    (0 for a perfectly conservative explanation).
+    ``error_n = |sum(relevance[n]) - e_n| / |e_n|`` with ``e_n`` the relevance the explanation
+    started from: ``e_n = sum(seed[n])`` for LRP, whose backward pass puts ``seed`` in at the
+    output (a one-hot seed: relevance 1), or ``e_n = sum(seed[n] * output[n])`` when ``output``
+    is given (gradient x input style attributions, which distribute the output's score itself).
+    0 for a perfectly conservative explanation.
 
     Args:
         relevance: input relevance ``(N, ...)``.
-        output: model output ``(N, ...)``.
-        seed: the output weighting the backward pass started from, shaped like ``output``.
+        seed: the output weighting the backward pass started from ``(N, ...)``.
+        output: the model output, shaped like ``seed``; only for score-distributing methods.
 
     Returns:
         ``(N,)`` float tensor.
 
     Raises:
-        EvaluationInputError: on NaN, mismatched shapes or a zero explained output.
+        EvaluationInputError: on NaN, mismatched shapes or a zero starting relevance.
     """
     relevance = check_tensor("relevance", relevance)
-    output = check_tensor("output", output)
     seed = check_tensor("seed", seed)
-    check_same_shape("seed", seed, "output", output)
-    if relevance.ndim < 1 or relevance.shape[0] != output.shape[0]:
+    explained = seed
+    if output is not None:
+        output = check_tensor("output", output)
+        check_same_shape("seed", seed, "output", output)
+        explained = seed * output
+    if relevance.ndim < 1 or seed.ndim < 1 or relevance.shape[0] != seed.shape[0]:
         raise EvaluationInputError(
-            f"relevance has {tuple(relevance.shape)[:1]} samples, output has "
-            f"{tuple(output.shape)[:1]}; the first dimensions must match"
+            f"relevance has {tuple(relevance.shape)[:1]} samples, seed has "
+            f"{tuple(seed.shape)[:1]}; the first dimensions must match"
         )
-    explained = (seed * output).flatten(1).sum(1)
+    explained = explained.flatten(1).sum(1)
     zero = (explained == 0).nonzero().flatten().tolist()
     if zero:
         raise EvaluationInputError(
-            f"seed * output sums to zero for sample(s) {zero}; the relative error is undefined"
+            f"the starting relevance sums to zero for sample(s) {zero}; the relative error is "
+            "undefined"
         )
     return (relevance.flatten(1).sum(1) - explained).abs() / explained.abs()
 

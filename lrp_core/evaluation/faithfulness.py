@@ -107,7 +107,7 @@ def _targets(value: int | Sequence[int] | torch.Tensor | None, clean: torch.Tens
     n, classes = clean.shape
     if value is None:
         return clean.argmax(1)
-    targets = torch.as_tensor(value)
+    targets = torch.as_tensor(value, device=clean.device)
     if targets.is_floating_point() or targets.dtype == torch.bool:
         raise EvaluationInputError(f"target must hold integer class indices, got {targets.dtype}")
     targets = targets.long().reshape(-1).expand(n) if targets.numel() == 1 else targets.long()

@@ -286,6 +286,7 @@ def test_malformed_maps_raise_type_errors():
 
 def test_registry_lookup_and_errors():
     assert get_composite("epsilon_plus") is EpsilonPlus
+    assert get_composite("EpsilonPlus") is EpsilonPlus  # the class name works too
     assert COMPOSITES["epsilon_gamma_box"] is EpsilonGammaBox
     assert set(COMPOSITES) >= {
         "epsilon_gamma_box",

@@ -26,20 +26,48 @@ from lrp_core.evaluation import (
 
 
 def test_conservation_error_hand_computed():
-    # error = |sum R - sum seed*out| / |sum seed*out|: sample 0: |6 - 4| / 4, sample 1: |-1 - 2| / 2
+    # LRP: error = |sum R - sum seed| / |sum seed|: sample 0: |6 - 1| / 1, sample 1: |-1 - 2| / 2
     relevance = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 0.0]])
+    seed = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert torch.allclose(conservation_error(relevance, seed), torch.tensor([5.0, 1.5]))
+    # with the output: error = |sum R - sum seed*out| / |sum seed*out|: |6 - 4| / 4, |-1 - 4| / 4
     output = torch.tensor([[4.0, 9.0], [1.0, 2.0]])
-    seed = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert torch.allclose(conservation_error(relevance, output, seed), torch.tensor([0.5, 1.5]))
+    assert torch.allclose(conservation_error(relevance, seed, output), torch.tensor([0.5, 1.25]))
 
 
 def test_conservation_error_zero_for_conservative_map():
     output = torch.randn(3, 5, dtype=torch.float64)
     seed = torch.nn.functional.one_hot(torch.tensor([0, 2, 4]), 5).double()
-    relevance = (seed * output).sum(1, keepdim=True) * torch.full(
-        (3, 7), 1 / 7, dtype=torch.float64
-    )
-    assert torch.allclose(conservation_error(relevance, output, seed), torch.zeros(3).double())
+    spread = torch.full((3, 7), 1 / 7, dtype=torch.float64)
+    assert torch.allclose(conservation_error(spread, seed), torch.zeros(3).double())
+    relevance = (seed * output).sum(1, keepdim=True) * spread
+    assert torch.allclose(conservation_error(relevance, seed, output), torch.zeros(3).double())
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_conservation_error_of_lrp_epsilon(bias: bool):
+    # LRP-epsilon with a tiny epsilon conserves the one-hot seed exactly on a bias-free ReLU net
+    # (sum_i x_i w_ij / z_j = 1 per layer); biases absorb part of it, so the error is then > 0
+    from lrp_core.attribution import Gradient
+    from lrp_core.map_composites import LayerMapComposite
+    from lrp_core.rules import Epsilon
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 8, bias=bias), torch.nn.ReLU(), torch.nn.Linear(8, 3, bias=bias)
+    ).double()
+    if bias:
+        torch.nn.init.constant_(model[0].bias, 0.5)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    seed = torch.eye(3, dtype=torch.float64)[[0, 1, 2, 0]]
+    composite = LayerMapComposite([(torch.nn.Linear, Epsilon(epsilon=1e-12))])
+    with Gradient(model, composite) as attributor:
+        _, relevance = attributor(x, seed)
+    error = conservation_error(relevance, seed)
+    if bias:
+        assert (error > 1e-3).all()
+    else:
+        assert torch.allclose(error, torch.zeros(4, dtype=torch.float64), atol=1e-9)
 
 
 def _gini_mean_difference(x: np.ndarray) -> float:
@@ -339,7 +367,7 @@ def test_bad_input_names_the_argument(pixel_case):
         (lambda: pointing_game(x, torch.ones(3, 4, 5)), "mask"),
         (lambda: pointing_game(x, torch.ones(3, 4, 6), tolerance=-1), "tolerance"),
         (lambda: sparseness(torch.zeros(2, 3)), "relevance"),
-        (lambda: conservation_error(x, torch.ones(3, 2), torch.ones(3, 3)), "seed"),
+        (lambda: conservation_error(x, torch.ones(3, 2), torch.ones(3, 3)), "output"),
         (lambda: class_sensitivity(lambda i, c: i, x, 0), "num_classes"),
         (lambda: class_sensitivity(lambda i, c: i, x, 0.5, 1), "targets"),
     ]

@@ -460,3 +460,19 @@ def test_in_place_activations_give_the_same_relevance():
             live.set_params("2", gamma=0.5)
             results.append(live.explain(target=2).relevance)
     assert torch.allclose(results[0], results[1], atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_live_on_cuda_with_class_lists_matches_cpu():
+    # targets given as Python ints or lists are placed on the output's device
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 36, 5)
+    ).double()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    results = []
+    for device in ("cpu", "cuda"):
+        with LiveExplanation(model.to(device), x.to(device), "EpsilonPlusFlat") as live:
+            results.append([live.explain(t).relevance.cpu() for t in ([1, 3], 2)])
+    for cpu, cuda in zip(*results, strict=True):
+        torch.testing.assert_close(cpu, cuda)

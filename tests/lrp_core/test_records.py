@@ -114,3 +114,50 @@ def test_absorbed_is_entering_minus_leaving():
     r = record("a", [2.0, 3.0], [1.5, 3.5])
     assert r.absorbed.tolist() == [0.5, -0.5]
     assert r.to_dict()["absorbed"] == [0.5, -0.5]
+
+
+class _Residual(torch.nn.Module):
+    """x -> head(lin1(x) + lin2(x)), the addition written in forward (no module sees it)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.lin1 = torch.nn.Linear(5, 5, bias=False)
+        self.lin2 = torch.nn.Linear(5, 5, bias=False)
+        self.head = torch.nn.Linear(5, 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lin1(x) + self.lin2(x))
+
+
+def test_relevance_copied_by_an_addition_outside_modules_is_reported():
+    # every module conserves (bias-free Epsilon), but the residual '+' hands its full relevance
+    # to both branches: the input receives 2x the seed, so 'unaccounted' = +1 per unit seed,
+    # relative to max(|seed total|, |input total|) = 2: 0.5
+    from lrp_core.map_composites import LayerMapComposite
+    from lrp_core.records import OUTSIDE_MODULES
+    from lrp_core.rules import Epsilon
+
+    composite = LayerMapComposite([(torch.nn.Linear, Epsilon(epsilon=1e-12))])
+    x = torch.rand(3, 5, dtype=torch.float64) + 0.1
+    with LiveExplanation(_Residual().double(), x, composite) as live:
+        result = live.explain(0)
+        report = result.conservation(1e-6)
+    assert [v.name for v in report.violations] == [OUTSIDE_MODULES]
+    (violation,) = report.violations
+    assert violation.kind == "created"
+    assert violation.relative == pytest.approx(0.5, abs=1e-6)
+    assert violation.entering == pytest.approx([1.0] * 3)  # the seed's totals
+    assert violation.leaving == pytest.approx(per_sample(result.relevance).tolist())
+    assert per_sample(result.relevance).tolist() == pytest.approx([2.0] * 3, abs=1e-6)
+
+
+def test_a_plain_chain_has_nothing_outside_modules():
+    model = relu_net(bias=True)
+    with LiveExplanation(model, batch(), EpsilonPlusFlat()) as live:
+        result = live.explain(1)
+    # biases absorb relevance inside modules; the totals still add up: input = seed - absorbed
+    absorbed = sum(record.absorbed for record in result.records.values())
+    expected = per_sample(result.seed) - absorbed
+    torch.testing.assert_close(per_sample(result.relevance), expected)
+    assert "(outside modules)" not in result.conservation(1e-9).names

@@ -165,6 +165,32 @@ def test_zero_params_zeroes_the_bias():
     torch.testing.assert_close(got, ref.per_sample(no_bias, x, relevance, ref.epsilon), **TOL)
 
 
+@pytest.mark.parametrize("rule_class", [Gamma, GenericGamma], ids=["shortcut", "generic"])
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_gamma_zero_params_bias(kind: str, rule_class: type):
+    """Gamma(zero_params='bias'): the pairs z_p, z_n lose the bias, the sign of z = Jx + b that
+    chooses between them keeps it (the reference library's behaviour); both code paths agree."""
+    layer, in_shape = make_layer(kind, True)
+    with torch.no_grad():
+        layer.bias.mul_(50.0)  # large enough to flip the sign of z for some outputs
+    x = inputs(in_shape, "mixed")
+    relevance = torch.randn(layer(x).shape, dtype=torch.float64)
+    g = 0.5
+
+    def reference(layer, in_shape, x, r):
+        jac, b = ref.affine(layer, in_shape)
+        ju, _ = ref.affine(layer, in_shape, lambda n, p: p + g * p.clamp(min=0))
+        jd, _ = ref.affine(layer, in_shape, lambda n, p: p + g * p.clamp(max=0))
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        z = jac @ x + b
+        cp = r * (z > 0) / ref.stab(ju @ xp + jd @ xn)
+        cn = r * (z < 0) / ref.stab(jd @ xp + ju @ xn)
+        return xp * (ju.T @ cp + jd.T @ cn) + xn * (jd.T @ cp + ju.T @ cn)
+
+    got = hooked_relevance(rule_class(g, zero_params="bias"), layer, x, relevance)
+    torch.testing.assert_close(got, ref.per_sample(layer, x, relevance, reference), **TOL)
+
+
 def test_flat_without_parameters():
     """Flat on a parameter-free module: R_in = Jᵀ(R / stab(f(1))) with J of the module."""
     layer = torch.nn.AvgPool1d(2)

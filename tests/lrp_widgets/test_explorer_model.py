@@ -305,11 +305,31 @@ def test_config_code_and_composite_for_scripts(explorer: Explorer, inputs: torch
 
 
 def test_health_lists_every_layer(explorer: Explorer):
-    names = [entry["name"] for entry in explorer.health]
+    names = [entry["name"] for entry in explorer.health if entry["module"]]
     assert sorted(names) == sorted(explorer.rules)
     for entry in explorer.health:
         assert len(entry["entering"]) == len(entry["leaving"]) == 2
         assert entry["violation"] in ("", "created", "lost", "non-finite")
+
+
+def test_health_names_relevance_created_outside_modules():
+    # the demo model's residual '+' is written in forward: without the residual canonizer both
+    # branches receive the full relevance (input total 2x the seed); with it, nothing is left over
+    from lrp_widgets.demo import demo_canonizers, load_model, make_batch
+
+    images = make_batch(2, seed=0)[0]
+    for canonizers, expected in (([], ["created"]), (demo_canonizers(), [])):
+        explorer = Explorer(load_model(), images, canonizers=canonizers)
+        try:
+            outside = [entry for entry in explorer.health if not entry["module"]]
+            assert [entry["violation"] for entry in outside] == expected
+            assert all(entry["module"] for entry in explorer.health[: len(explorer.rules)])
+            if outside:
+                seed_total, input_total = outside[0]["entering"], outside[0]["leaving"]
+                assert seed_total == pytest.approx([1.0, 1.0])
+                assert min(input_total) > 1.5  # the copy, minus what biases absorbed
+        finally:
+            explorer.close()
 
 
 def test_layer_map_of_the_focus_layer():

@@ -1,7 +1,8 @@
 /**
  * Health panel (`data-role="health"`): relevance leaving each layer along the network, for the
  * shown sample, as horizontal bars; layers that break conservation or produce non-finite values
- * are highlighted (`data-violation`). Clicking a bar selects that layer.
+ * are highlighted (`data-violation`). Clicking a bar selects that layer. Relevance created or lost
+ * outside modules (a residual `+` in `forward` without a canonizer) comes last, not clickable.
  */
 import type { HealthEntry } from "../types";
 
@@ -29,14 +30,17 @@ export function createHealth(onSelect: (name: string) => void): {
           row.dataset.healthLayer = entry.name;
           row.dataset.violation = entry.violation;
           const value = values[i] ?? 0;
-          row.title = `${entry.name} (${entry.rule}): ${value.toPrecision(4)}${entry.violation ? ` — ${entry.violation}` : ""}`;
+          const subject = entry.module ? `${entry.name} (${entry.rule})` : "relevance at the input";
+          const fix = entry.module ? "" : " by operations outside modules: use a canonizer";
+          row.title = `${subject}: ${value.toPrecision(4)}${entry.violation ? ` — ${entry.violation}${fix}` : ""}`;
           const label = document.createElement("span");
           label.textContent = entry.name;
           const bar = document.createElement("span");
           bar.className = "lrp-bar";
           bar.style.width = `${Number.isFinite(value) ? (Math.abs(value) / top) * 100 : 100}%`;
           row.append(label, bar);
-          row.addEventListener("click", () => onSelect(entry.name));
+          if (entry.module) row.addEventListener("click", () => onSelect(entry.name));
+          else row.classList.add("lrp-health-outside");
           return row;
         }),
       );
