@@ -75,7 +75,8 @@ def measure(model, x, make_composite, layer: str, repeats: int) -> dict[str, flo
         gradient_pass(reference, x, seed)  # warm-up
         for i in range(repeats):
             times["gradient"].append(_wall(lambda: gradient_pass(reference, x, seed)))
-            value = (0.25 if key == "gamma" else 1e-6) * (2 if i % 2 else 1)
+            # a new value every time, as while dragging a slider (no cached terms to reuse)
+            value = (0.25 if key == "gamma" else 1e-6) * (1.0 + 0.05 * (i + 1))
 
             def rerun(value=value):
                 live.set_params(layer, **{key: value})

@@ -213,7 +213,11 @@ class ConservationReport:
     def __str__(self) -> str:
         if self.ok:
             return f"relevance conserved in every layer (tolerance {self.tolerance:g})"
-        lines = [f"{len(self.violations)} layer(s) break conservation:"]
+        layers = sum(v.name != OUTSIDE_MODULES for v in self.violations)
+        outside = len(self.violations) - layers
+        parts = [f"{layers} layer(s)"] if layers else []
+        parts += ["operations outside modules"] if outside else []
+        lines = [f"{' and '.join(parts)} break conservation:"]
         lines += [f"  {v.name}: {v.kind} (relative {v.relative:.3g})" for v in self.violations]
         return "\n".join(lines)
 

@@ -17,6 +17,23 @@ SLIDE_JS = """(slider, value) => {
     slider.dispatchEvent(new Event("input", { bubbles: true }));
 }"""
 
+# `moves` rapid slider moves the way a user's fast drag does (a few ms apart, varying values);
+# resolves to the value the slider's text field shows at the end.
+RAPID_SLIDES_JS = """async (slider, [moves, low]) => {
+    for (let i = 0; i < moves; i++) {
+        slider.value = String(low + ((i * 37) % 150));
+        slider.dispatchEvent(new Event("input", { bubbles: true }));
+        await new Promise((done) => setTimeout(done, 5 + ((i * 7) % 26)));
+    }
+    return slider.parentElement.querySelector("[data-param-text]").value;
+}"""
+
+
+def rapid_slides(slider, moves: int, low: int) -> str:
+    """Move ``slider`` (a locator) ``moves`` times in quick succession; return the final text."""
+    return slider.evaluate(RAPID_SLIDES_JS, [moves, low])
+
+
 # True once every request sent was answered and the newest heatmap is drawn.
 SETTLED_JS = """(root) => root.dataset.busy === "false"
     && !root.querySelector("[data-pending='true']")

@@ -36,7 +36,7 @@ from _compare_page import (
     wait_cells_change,
     wait_settled,
 )
-from _explorer_page import SLIDE_JS
+from _explorer_page import SLIDE_JS, rapid_slides
 from test_quickstart import CONTRAST_JS, set_theme
 
 pytestmark = pytest.mark.browser
@@ -151,16 +151,8 @@ def test_compare_grid_in_jupyterlab(page, jupyter, lab_server):
     assert len(names) == 3 and names[:2] == ["EpsilonPlusFlat", "EpsilonGammaBox"]
 
     # 30 rapid slider moves: the kernel ends with the last value (newest pending edit kept).
-    final = compare.locator("[data-role='column'][data-col='1'] [data-param='gamma']").evaluate(
-        """async (slider) => {
-            for (let i = 0; i < 30; i++) {
-                slider.value = String(20 + ((i * 37) % 150));
-                slider.dispatchEvent(new Event("input", { bubbles: true }));
-                await new Promise((done) => setTimeout(done, 5 + ((i * 7) % 20)));
-            }
-            return slider.parentElement.querySelector("[data-param-text]").value;
-        }"""
-    )
+    gamma_slider = compare.locator("[data-role='column'][data-col='1'] [data-param='gamma']")
+    final = rapid_slides(gamma_slider, moves=30, low=20)
     wait_settled(page, compare)
     gamma = jupyter.run_new_cell('compare.columns[1]["params"]["gamma"]')
     assert float(gamma.strip()) == float(final)

@@ -99,10 +99,18 @@ def test_canonizers_notebook(page, jupyter, lab_server):
         wait_explorer_settled(page, explorer)
     assert canonized.locator("[data-health-layer='block.canonizer_sum']").count() == 1
     assert plain.locator("[data-health-layer='block.canonizer_sum']").count() == 0
-    for explorer in (plain, canonized):  # no layer breaks conservation in either
+    for explorer in (plain, canonized):  # every layer listed in both
         rows = explorer.locator("[data-role='health'] [data-health-layer]")
         assert rows.count() > 20
-        assert explorer.locator("[data-health-layer]:not([data-violation=''])").count() == 0
+    assert canonized.locator("[data-health-layer]:not([data-violation=''])").count() == 0
+    # without canonizers the residual `+` creates relevance outside modules: one last row
+    flagged = plain.locator("[data-health-layer]:not([data-violation=''])")
+    assert flagged.count() == 1
+    assert flagged.get_attribute("data-health-layer") == "(outside modules)"
+    assert flagged.get_attribute("data-violation") == "created"
+    last = plain.locator("[data-role='health'] [data-health-layer]").last
+    assert last.get_attribute("data-health-layer") == "(outside modules)"
+    assert canonized.locator("[data-health-layer='(outside modules)']").count() == 0
     page.mouse.move(0, 0)
     ARTIFACTS.mkdir(exist_ok=True)
     panels = []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _explorer_page import SLIDE_JS, pixels, wait_pixels_change, wait_settled
+from _explorer_page import SLIDE_JS, pixels, rapid_slides, wait_pixels_change, wait_settled
 
 from lrp_widgets.demo import build_model, demo_canonizers
 
@@ -166,16 +166,7 @@ def test_rules_parameters_colormap_and_errors(page, jupyter, lab_server):
 
     # 50 rapid slider moves (5 to 30 ms apart): the heatmap drawn answers the last request,
     # which carried the final value.
-    final = explorer.locator("[data-param='epsilon']").evaluate(
-        """async (slider) => {
-            for (let i = 0; i < 50; i++) {
-                slider.value = String(40 + ((i * 37) % 150));
-                slider.dispatchEvent(new Event("input", { bubbles: true }));
-                await new Promise((done) => setTimeout(done, 5 + ((i * 7) % 26)));
-            }
-            return slider.parentElement.querySelector("[data-param-text]").value;
-        }"""
-    )
+    final = rapid_slides(explorer.locator("[data-param='epsilon']"), moves=50, low=40)
     wait_settled(page, explorer)
     assert explorer.get_attribute("data-drawn-request") == explorer.get_attribute("data-answered")
     kernel_value = jupyter.run_new_cell('explorer.rules["features.0"]["params"]["epsilon"]')

@@ -146,6 +146,7 @@ def test_relevance_copied_by_an_addition_outside_modules_is_reported():
     assert [v.name for v in report.violations] == [OUTSIDE_MODULES]
     (violation,) = report.violations
     assert violation.kind == "created"
+    assert str(report).startswith("operations outside modules break conservation")
     assert violation.relative == pytest.approx(0.5, abs=1e-6)
     assert violation.entering == pytest.approx([1.0] * 3)  # the seed's totals
     assert violation.leaving == pytest.approx(per_sample(result.relevance).tolist())

@@ -393,10 +393,11 @@ report = without.conservation()
 assert report.names == [OUTSIDE_MODULES] and OUTSIDE_MODULES == "(outside modules)", report
 violation = report.violations[0]
 assert violation.kind == "created"
-assert torch.allclose(torch.tensor(violation.entering), seed_total.double())
-assert torch.allclose(
-    torch.tensor(violation.leaving), without.relevance.sum(dim=(1, 2, 3)).double(), atol=1e-6
-)
+def float64(values):
+    return torch.tensor(values, dtype=torch.float64)
+without_input = without.relevance.sum(dim=(1, 2, 3)).double()
+assert torch.allclose(float64(violation.entering), seed_total.double())
+assert torch.allclose(float64(violation.leaving), without_input, atol=1e-6)
 assert abs(violation.relative - 0.5) < 1e-5  # |2 − 1| / max(1, 2)
 assert OUTSIDE_MODULES in str(report)
 assert with_canonizers.conservation().ok
@@ -463,7 +464,7 @@ assert plain_outside["name"] == OUTSIDE_MODULES and plain_outside["module"] is F
 assert plain_outside["violation"] == "created" and plain_outside["rule"] == ""
 assert plain_outside["entering"] == [1.0] * 8
 plain_input = plain_explorer.relevance.sum(dim=(1, 2, 3))
-assert torch.allclose(torch.tensor(plain_outside["leaving"]), plain_input.double(), atol=1e-6)
+assert torch.allclose(float64(plain_outside["leaving"]), plain_input.double(), atol=1e-6)
 assert not any(e["violation"] for e in canonized_explorer.health)
 assert all(e["module"] for e in canonized_explorer.health)
 assert OUTSIDE_MODULES not in canon_names
