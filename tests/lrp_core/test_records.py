@@ -140,7 +140,7 @@ def test_relevance_copied_by_an_addition_outside_modules_is_reported():
 
     composite = LayerMapComposite([(torch.nn.Linear, Epsilon(epsilon=1e-12))])
     x = torch.rand(3, 5, dtype=torch.float64) + 0.1
-    with LiveExplanation(_Residual().double(), x, composite) as live:
+    with LiveExplanation(_Residual().double().eval(), x, composite) as live:
         result = live.explain(0)
         report = result.conservation(1e-6)
     assert [v.name for v in report.violations] == [OUTSIDE_MODULES]

@@ -502,7 +502,44 @@ for restored in (model, canonized_explorer.model):
     ),
 ]
 
+QUICKSTART = [
+    (
+        'explorer.assign("Gamma", "features.4", gamma=0.5)',
+        """
+assert explorer.rules["features.4"] == {
+    "rule": "Gamma", "params": explorer.rules["features.4"]["params"], "origin": "override"
+}
+assert explorer.rules["features.4"]["params"]["gamma"] == 0.5
+assert explorer.live.forward_count == 1  # the rule change ran no forward pass
+""",
+    ),
+    (
+        "script_relevance = attributor(",
+        """
+# the script reproduces the widget's relevance
+assert torch.allclose(script_relevance, explorer.relevance, rtol=1e-5, atol=1e-8)
+assert script_relevance.shape == images.shape
+""",
+    ),
+    (
+        "imsave(heatmap_path",
+        """
+import matplotlib.image as mpimg
+from lrp_core.image import imgify
+import numpy as np
+
+saved = mpimg.imread(heatmap_path)
+assert saved.shape[:2] == (64, 64)
+expected = np.asarray(
+    imgify(explorer.relevance[0].sum(dim=0), symmetric=True, cmap="coldnhot").convert("RGB")
+)
+assert np.array_equal((saved[..., :3] * 255).round().astype(np.uint8), expected)
+""",
+    ),
+]
+
 CLAIMS = {
+    "01_quickstart.ipynb": QUICKSTART,
     "02_custom_rules.ipynb": CUSTOM_RULES + CUSTOM_RULES_COMPARE,
     "03_comparing_rules.ipynb": COMPARING_RULES,
     "04_canonizers_and_residuals.ipynb": CANONIZERS,
