@@ -466,9 +466,16 @@ def test_in_place_activations_give_the_same_relevance():
 def test_live_on_cuda_with_class_lists_matches_cpu():
     # targets given as Python ints or lists are placed on the output's device
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 36, 5)
-    ).double()
+    model = (
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4 * 36, 5),
+        )
+        .double()
+        .eval()
+    )
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     results = []
     for device in ("cpu", "cuda"):
