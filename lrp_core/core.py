@@ -152,6 +152,12 @@ class _Claim:
             del _OWNERS[module]
 
 
+def registered_hook(module: torch.nn.Module) -> Hook | None:
+    """The hook of this engine registered on ``module``, or None."""
+    owner = _OWNERS.get(module)
+    return None if owner is None else owner.hook
+
+
 def _claim(module: torch.nn.Module, hook: Hook) -> _Claim:
     owner = _OWNERS.get(module)
     if owner is not None:

@@ -34,7 +34,7 @@ from ._live_forward import (
     warn_fallbacks,
 )
 from .assignment import FALLBACK, RuleAssignment
-from .core import Composite, RemovableHandleList
+from .core import Composite, HookConflictError, RemovableHandleList, registered_hook
 from .records import ConservationReport, LayerRecord, RecordCollector, conservation_report
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
@@ -156,6 +156,12 @@ class LiveExplanation(AssignmentEditing):
 
     def _setup(self, eval_mode: bool) -> None:
         model = self.model
+        if any(isinstance(registered_hook(m), DispatchHook) for m in model.modules()):
+            raise HookConflictError(
+                f"this {type(model).__name__} is already being explained live (by another "
+                "LiveExplanation, Explorer or Compare on the same model object); close that one "
+                "first (.close()), or pass a separate instance of the model"
+            )
         if eval_mode:
             self._training = {m: m.training for m in model.modules()}
             model.eval()

@@ -2,9 +2,14 @@
 
 Per cell the map is ``m = relevance summed over channels`` ``[H, W]``. In the difference view
 (reference column r) every other column c shows ``m_c - m_r``; r shows its own map. The scale
-``s`` is the largest ``|value|`` over the group (whole grid, the row, or the cell); a value
-``v`` gets the colormap's colour at ``(v / s + 1) / 2`` (``s = 0``: the middle), which is what
-``imshow`` with ``clim = (-s, s)`` draws. One colour bar per scale, labelled ``±s``.
+``s`` is taken over all finite values of the group (whole grid, the row, or the cell) together:
+with ``scale_by="percentile"`` (default) the 99th percentile of ``|value|``, i.e. element
+``floor(0.99 * (n - 1))`` of the n finite ``|values|`` sorted ascending (as the Explorer's
+heatmap; ``np.percentile(|v|, 99, method="lower")``), so one extreme pixel does not wash out
+the other maps; with ``scale_by="max"`` the largest ``|value|``. A value ``v`` gets the
+colormap's colour at ``(v / s + 1) / 2`` clipped to [0, 1] (values beyond ``±s`` take the end
+colours; ``s = 0``: the middle), which is what ``imshow`` with ``clim = (-s, s)`` draws. One
+colour bar per scale, labelled ``±s``.
 
 Only the object-oriented ``matplotlib.figure.Figure`` API is used (no pyplot state), so this
 works with any backend, including headless ``Agg``.
@@ -23,6 +28,8 @@ from lrp_core.cmap import CMAPS
 from lrp_widgets._transport import display_images
 
 NORMALIZATIONS = ("grid", "row", "cell")
+SCALE_BY = ("percentile", "max")
+SCALE_QUANTILE = 0.99  # the quantile of |value| used by scale_by="percentile"
 
 
 def cell_maps(relevances: Sequence[np.ndarray], reference: int | None = None) -> np.ndarray:
@@ -38,20 +45,47 @@ def cell_maps(relevances: Sequence[np.ndarray], reference: int | None = None) ->
     return shown
 
 
-def cell_scales(maps: np.ndarray, normalization: str) -> np.ndarray:
-    """Scale ``s`` of every cell ``[N, K]``: max |value| over its group (see the module doc).
+def group_scale(values: np.ndarray, scale_by: str = "percentile") -> float:
+    """Scale ``s`` of one group of values (any shape): the 99th percentile (element
+    ``floor(0.99 * (n - 1))`` of the n finite ``|values|`` sorted ascending) or, with
+    ``scale_by="max"``, the largest finite ``|value|``; 0 when no value is finite.
 
     Raises:
-        ValueError: an unknown normalization.
+        ValueError: an unknown ``scale_by``.
+    """
+    if scale_by not in SCALE_BY:
+        raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}")
+    values = np.asarray(values, dtype=np.float64)
+    magnitudes = np.abs(values[np.isfinite(values)])
+    if magnitudes.size == 0:
+        return 0.0
+    if scale_by == "max":
+        return float(magnitudes.max())
+    # the same float64 index as the page (Math.floor(0.99 * (n - 1))), not numpy's own rounding
+    k = int(np.floor(SCALE_QUANTILE * (magnitudes.size - 1)))
+    return float(np.partition(magnitudes, k)[k])
+
+
+def cell_scales(maps: np.ndarray, normalization: str, scale_by: str = "percentile") -> np.ndarray:
+    """Scale ``s`` of every cell ``[N, K]`` of ``maps`` ``[N, K, H, W]``: ``group_scale`` over all
+    values of its group (see the module doc).
+
+    Raises:
+        ValueError: an unknown normalization or ``scale_by``.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    per_cell = np.abs(maps).max(axis=(2, 3)) if maps.size else np.zeros(maps.shape[:2])
+    if scale_by not in SCALE_BY:
+        raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}")
+    n, k = maps.shape[:2]
     if normalization == "cell":
-        return per_cell
+        return np.array(
+            [[group_scale(maps[i, j], scale_by) for j in range(k)] for i in range(n)]
+        ).reshape(n, k)
     if normalization == "row":
-        return np.broadcast_to(per_cell.max(axis=1, keepdims=True), per_cell.shape).copy()
-    return np.full(per_cell.shape, per_cell.max() if per_cell.size else 0.0)
+        rows = np.array([group_scale(maps[i], scale_by) for i in range(n)]).reshape(n, 1)
+        return np.repeat(rows, k, axis=1)
+    return np.full((n, k), group_scale(maps, scale_by))
 
 
 def colormap(name: str) -> ListedColormap:
@@ -145,6 +179,7 @@ def compare_figure(
     compare: Any,
     *,
     normalization: str | None = None,
+    scale_by: str | None = None,
     cmap: str | None = None,
     reference: int | str | None = None,
     show: str | None = None,
@@ -153,14 +188,17 @@ def compare_figure(
 ) -> Figure:
     """The grid of a ``Compare`` widget; arguments left None take the widget's traits.
 
+    ``scale_by``: ``"percentile"`` or ``"max"`` (see the module doc);
     ``reference``: a column id or name (-1: no difference view); ``show``: ``"heatmap"`` or
     ``"overlay"`` (maps over the grey inputs); ``show_inputs``: an extra first column with the
     inputs. Row labels give the row index and the explained class.
 
     Raises:
-        ValueError: an unknown normalization, colormap, show value or reference column.
+        ValueError: an unknown normalization, scale_by, colormap, show value or reference
+            column.
     """
     normalization = compare.normalization if normalization is None else normalization
+    scale_by = compare.scale_by if scale_by is None else scale_by
     cmap_name = compare.cmap if cmap is None else cmap
     show = compare.show if show is None else show
     if show not in ("heatmap", "overlay"):
@@ -192,7 +230,7 @@ def compare_figure(
     images = display_images(compare.live.inputs) if need_images else None
     return grid_figure(
         maps,
-        cell_scales(maps, normalization),
+        cell_scales(maps, normalization, scale_by),
         normalization,
         colormap(cmap_name),
         titles,

@@ -109,7 +109,5 @@ def open_live(model: nn.Module, inputs: torch.Tensor, canonizers: list, columns:
         )
     except HookConflictError as error:
         raise HookConflictError(
-            f"{error}. The model is already being explained, e.g. by an Explorer or another "
-            "Compare on the same model: close() that widget first, or give Compare its own copy "
-            "of the model (an Explorer can still be passed as a configuration)"
+            f"{error}. An Explorer stays usable as a Compare configuration after its close()"
         ) from None

@@ -78,6 +78,12 @@ class Compare(anywidget.AnyWidget):
         masks: ground truth ``[N, H, W]`` (bool or 0/1) enabling the localisation scores.
         class_names: names of the output classes, for row labels.
 
+    Display traits (set by the page or from Python; ``to_figure`` uses them): ``normalization``
+    (one colour scale for the ``"grid"``, each ``"row"`` or each ``"cell"``), ``scale_by`` (that
+    scale is the ``"percentile"``, the 99th percentile of ``|value|`` over the group, default,
+    larger values clipped to the end colours; or the ``"max"``), ``reference``, ``cmap``,
+    ``show``, ``sort``.
+
     Raises:
         TypeError: ``model`` is not a module, ``inputs``/``masks`` not tensors, a bad config type.
         ValueError: wrong shapes, an out-of-range target, a bad configuration (``ColumnError``
@@ -118,7 +124,16 @@ class Compare(anywidget.AnyWidget):
     progress = traitlets.Dict(help="{task, done, total} of a long computation; {} when idle.").tag(
         sync=True
     )
-    normalization = traitlets.Enum(("grid", "row", "cell"), default_value="grid").tag(sync=True)
+    normalization = traitlets.Enum(
+        ("grid", "row", "cell"),
+        default_value="grid",
+        help="Colour scale per grid, row or cell (page-owned).",
+    ).tag(sync=True)
+    scale_by = traitlets.Enum(
+        ("percentile", "max"),
+        default_value="percentile",
+        help="Colour scale s of a group: 99th percentile or max of |value| (page-owned).",
+    ).tag(sync=True)
     reference = traitlets.Int(-1, help="Column id of the difference reference; -1: none.").tag(
         sync=True
     )
@@ -280,9 +295,13 @@ class Compare(anywidget.AnyWidget):
 
     # --- export ---
     def to_figure(self, **kwargs: Any):
-        """The grid as a matplotlib ``Figure``: keywords ``normalization``, ``cmap``,
-        ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``; see
-        ``lrp_widgets._compare_figure.compare_figure``."""
+        """The grid as a matplotlib ``Figure``: keywords ``normalization``, ``scale_by``,
+        ``cmap``, ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``; see
+        ``lrp_widgets._compare_figure.compare_figure``.
+
+        Each group's (grid, row or cell, by ``normalization``) colour scale ±s is the 99th
+        percentile of its ``|values|`` (``scale_by="percentile"``, larger values take the end
+        colours) or their maximum (``"max"``), the same as the page."""
         from lrp_widgets._compare_figure import compare_figure
 
         with self._lock:

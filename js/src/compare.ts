@@ -6,7 +6,9 @@
  * Everything visual (channel sum, normalisation, difference view, colormap, colour bars, hover
  * crosshair, sorting, PNG download) happens here without asking the kernel; only column edits
  * and the long scores are commands. A cell redraws only when what it shows changed (its
- * column's heatmap generation, the reference's, its scale, the colormap or opacity).
+ * column's heatmap generation, the reference's, its scale, the colormap or opacity). The scales
+ * (`normalization` × `scale_by`, see `compare/normalize.ts`) are recomputed only when the maps,
+ * the reference or these two settings change.
  *
  * Testing contract (stable): root class `lrp-compare` (with `data-lm-suppress-shortcuts`);
  * cells `data-role="cell"` with `data-row` (input index) and `data-col` (column id) holding the
@@ -17,7 +19,8 @@
  * holding `remove-column`, `move-left`, `move-right` buttons and parameter inputs
  * `data-param="<name>"` (sliders; number boxes `data-param-text`); `data-role` = `status` (text
  * starts with `ready` / `computing` / `error`), `add-column` (the preset select),
- * `add-column-button`, `paste-config`, `add-config-button`, `normalization`, `reference`,
+ * `add-column-button`, `paste-config`, `add-config-button`, `normalization`, `scale-by` (the
+ * colour scale: `percentile` = 99th percentile of |value|, default, or `max`), `reference`,
  * `cmap-select`, `show`, `opacity`, `sort-score`, `sort-column`, `sort-direction`, `compute-scores`,
  * `cancel`, `progress`, `colorbar` (canvases), `download` (per cell), `row` (per input, in the
  * displayed order). The root exposes `data-requests` (commands sent; display settings are not
@@ -41,7 +44,7 @@ import type { ColumnHeatmap, CompareCommand, CompareTraits } from "./types";
 const LONG_SCORES = ["faithfulness", "class_sensitivity"];
 
 /** Traits the Compare page writes (display state only: none asks the kernel to compute). */
-type CompareOwned = "normalization" | "reference" | "cmap" | "show" | "sort";
+type CompareOwned = "normalization" | "scale_by" | "reference" | "cmap" | "show" | "sort";
 
 /** Channel-summed maps of one column, per row, for the heatmap generation they came from. */
 interface ColumnMaps {
@@ -74,6 +77,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
     onAddPreset: (preset) => command({ type: "add_column", preset }),
     onAddConfig: (config) => command({ type: "add_column", config }),
     onNormalization: (mode) => transport.set("normalization", mode, false),
+    onScaleBy: (by) => transport.set("scale_by", by, false),
     onReference: (id) => transport.set("reference", id, false),
     onCmap: (name) => transport.set("cmap", name, false),
     onShow: (show) => transport.set("show", show, false),
@@ -157,6 +161,17 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
     return bar;
   };
 
+  // The last scales, kept while the maps and settings they came from stay the same (the
+  // percentile needs a pass over every value; redraws for colormap or opacity need none).
+  let scaleMemo: { key: string; value: ReturnType<typeof groupScales> } | null = null;
+  const scalesOf = (shown: MapGrid, reference: number, sources: string[]): ReturnType<typeof groupScales> => {
+    const mode = transport.get("normalization");
+    const by = transport.get("scale_by");
+    const key = [mode, by, reference, shown.length, ...sources].join("|");
+    if (scaleMemo?.key !== key) scaleMemo = { key, value: groupScales(shown, mode, by) };
+    return scaleMemo.value;
+  };
+
   function redraw(): void {
     const columns = transport.get("columns");
     const n = transport.get("images").shape[0] ?? 0;
@@ -167,8 +182,8 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
     const reference = columns.findIndex((c) => c.id === referenceId);
     const shown = differenceMaps(base, reference);
     for (const column of columns) header(column.id).el.dataset.reference = String(column.id === referenceId);
-    const mode = transport.get("normalization");
-    const { scales, groups } = groupScales(shown, mode);
+    const sources = columns.map((c, i) => `${c.id}@${maps[i]?.generation ?? -1}`);
+    const { scales, groups } = scalesOf(shown, reference, sources);
     const cmap = transport.get("cmap");
     const paletteData = palettes[cmap] ?? palettes.bwr;
     const palette = paletteData ? bytesOf(paletteData) : new Uint8Array(768);
@@ -268,10 +283,18 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
     );
   }
 
-  function layout(): void {
+  function refreshHeaders(): void {
     const columns = transport.get("columns");
     for (const id of [...headers.keys()]) if (!columns.some((c) => c.id === id)) headers.delete(id);
-    columns.forEach((column, index) => header(column.id).update(column, index, columns.length));
+    columns.forEach((column, index) => {
+      const editing = transport.isEditing(`column:${column.id}:`);
+      header(column.id).update(column, index, columns.length, editing);
+    });
+  }
+
+  function layout(): void {
+    const columns = transport.get("columns");
+    refreshHeaders();
     grid.setLayout(
       transport.get("images").shape[0] ?? 0,
       columns.map((c) => c.id),
@@ -290,6 +313,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
       scoreInfo: transport.get("score_info"),
       scoreNames: scoreNames(),
       normalization: transport.get("normalization"),
+      scaleBy: transport.get("scale_by"),
       reference: transport.get("reference"),
       cmap: transport.get("cmap"),
       show: transport.get("show"),
@@ -318,7 +342,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   showStatus();
   transport.onChange(["columns", "images"], layout);
   transport.onChange(["classes", "class_names", "predictions"], showRows);
-  transport.onChange(["heatmaps", "normalization", "reference", "cmap", "show"], () => {
+  transport.onChange(["heatmaps", "normalization", "scale_by", "reference", "cmap", "show"], () => {
     redraw();
     updateToolbar();
   });
@@ -329,6 +353,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   transport.onChange(["progress", "presets"], updateToolbar);
   transport.onChange(["status", "error", "compute_count", "answered"], () => {
     showStatus();
+    refreshHeaders(); // parameter boxes held back while their edit was on its way
     redraw(); // an edit that waited may have been answered without a new heatmap
   });
 

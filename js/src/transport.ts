@@ -22,6 +22,8 @@ export class Transport<T extends TransportTraits, C extends object, Owned extend
   #inFlight = 0;
   /** Commands not sent yet, oldest first, the newest one per coalescing key. */
   readonly #pending = new Map<string, C>();
+  /** Coalescing key of the command being computed. */
+  #inFlightKey = "";
   /** Number of messages sent to the kernel (commands and trait changes). */
   messages = 0;
 
@@ -68,6 +70,13 @@ export class Transport<T extends TransportTraits, C extends object, Owned extend
     return false;
   }
 
+  /** Whether a command whose coalescing key starts with `prefix` waits or is being computed:
+   * trait values the kernel sends meanwhile are older than what the user has set. */
+  isEditing(prefix: string): boolean {
+    const computing = this.#inFlight > this.#model.get("answered") && this.#inFlightKey.startsWith(prefix);
+    return computing || this.hasPending(prefix);
+  }
+
   /** Queues `command`; it replaces the command with the same `key` not sent yet. */
   send(command: C, key = ""): void {
     this.#pending.delete(key);
@@ -86,6 +95,7 @@ export class Transport<T extends TransportTraits, C extends object, Owned extend
     if (this.#pending.size === 0 || this.#inFlight > this.#model.get("answered")) return;
     const [key, command] = this.#pending.entries().next().value as [string, C];
     this.#pending.delete(key);
+    this.#inFlightKey = key;
     const request = Math.max(this.#sent, this.#model.get("answered")) + 1;
     this.#sent = request;
     this.#inFlight = request;

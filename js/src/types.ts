@@ -144,6 +144,10 @@ export interface CurveSet {
 /** How the colour scale is shared: the whole grid, each row, or each cell. */
 export type Normalization = "grid" | "row" | "cell";
 
+/** What sets a group's colour scale s: the 99th percentile of |value| (robust to a few extreme
+ * pixels, which are clipped to the end colours) or the largest |value|. */
+export type ScaleBy = "percentile" | "max";
+
 export interface SortState {
   score: string;
   column: number;
@@ -177,6 +181,8 @@ export interface CompareTraits {
   /** `{}` when idle. */
   progress: Partial<{ task: string; done: number; total: number }>;
   normalization: Normalization;
+  /** Page-owned: the colour scale of each group, 99th percentile (default) or maximum of |value|. */
+  scale_by: ScaleBy;
   /** Column id of the difference reference; -1: no difference view. */
   reference: number;
   cmap: string;

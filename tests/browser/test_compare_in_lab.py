@@ -5,7 +5,8 @@ canonizers=demo_canonizers(), masks=masks[:3])`` and displays it. Checked throug
 contract at the top of ``js/src/compare.ts``:
 
 - the grid renders: rows × columns cells whose canvases show a map (many colours);
-- the normalisation switch recolours cells in the page: no command, no kernel computation;
+- the normalisation switch and the scale switch (99th percentile / maximum of |R|) recolour
+  cells in the page: no command, no kernel computation;
 - a parameter slider of one column changes exactly that column's pixels (per-cell scales, so
   no other cell may change) with one backward pass in the kernel;
 - adding a column from the presets adds exactly one column of cells, others untouched;
@@ -109,6 +110,23 @@ def test_compare_grid_in_jupyterlab(page, jupyter, lab_server):
     compare.locator("[data-role='show']").select_option("heatmap")  # redrawn synchronously
     assert cell_pixels(compare) == cell_scaled
     assert compare.get_attribute("data-requests") == requests
+    # The colour scale: the maximum instead of the 99th percentile (the default) of |R| makes
+    # every cell paler, in the page; the colour bars show the larger scales. Back: as before.
+    scale_by = compare.locator("[data-role='scale-by']")
+    bar_scales = "bars => bars.map((bar) => Number(bar.dataset.scale))"
+    bars = compare.locator("[data-role='colorbar']")
+    percentile_scales = bars.evaluate_all(bar_scales)
+    assert scale_by.input_value() == "percentile"
+    scale_by.select_option("max")
+    wait_cells_change(page, compare, cell_scaled)
+    assert changed(cell_scaled, cell_pixels(compare)) == set(cell_scaled)
+    max_scales = bars.evaluate_all(bar_scales)
+    assert all(high > low > 0 for high, low in zip(max_scales, percentile_scales, strict=True))
+    assert jupyter.run_new_cell("compare.scale_by") == "'max'"  # the trait reached the kernel
+    scale_by.select_option("percentile")  # redrawn synchronously
+    assert cell_pixels(compare) == cell_scaled
+    assert compare.get_attribute("data-requests") == requests
+    assert int(compare.get_attribute("data-compute-count")) == computed
 
     # γ of the second column to the slider's top (2): only that column's pixels change.
     compare.locator("[data-role='column'][data-col='1'] [data-param='gamma']").evaluate(
@@ -152,10 +170,15 @@ def test_compare_grid_in_jupyterlab(page, jupyter, lab_server):
 
     # 30 rapid slider moves: the kernel ends with the last value (newest pending edit kept).
     gamma_slider = compare.locator("[data-role='column'][data-col='1'] [data-param='gamma']")
-    final = rapid_slides(gamma_slider, moves=30, low=20)
+    # The number box keeps showing the user's newest value while older answers arrive
+    # (the helper reads it right after the last move); the last move's γ is step / 100.
+    shown = float(rapid_slides(gamma_slider, moves=30, low=20))
+    final = int(gamma_slider.evaluate("(slider) => slider.value")) / 100
+    assert shown == final
     wait_settled(page, compare)
     gamma = jupyter.run_new_cell('compare.columns[1]["params"]["gamma"]')
-    assert float(gamma.strip()) == float(final)
+    assert float(gamma.strip()) == final
+    assert float(box.input_value()) == final  # once settled, the box shows it too
     assert "ready" in status.inner_text()
     with_column = cell_pixels(compare)
 

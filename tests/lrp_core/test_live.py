@@ -27,7 +27,7 @@ from lrp_core.composites import (
     MixedComposite,
     NameMapComposite,
 )
-from lrp_core.core import BasicHook
+from lrp_core.core import BasicHook, HookConflictError
 from lrp_core.live import (
     LiveExplanation,
     LiveInputError,
@@ -483,3 +483,17 @@ def test_live_on_cuda_with_class_lists_matches_cpu():
             results.append([live.explain(t).relevance.cpu() for t in ([1, 3], 2)])
     for cpu, cuda in zip(*results, strict=True):
         torch.testing.assert_close(cpu, cuda)
+
+
+def test_second_live_explanation_on_the_same_model_is_refused_cleanly():
+    model = relu_net()
+    x = batch()
+    with LiveExplanation(model, x, EpsilonPlusFlat()) as first:
+        before = first.explain(0).relevance
+        state = copy.deepcopy(model.state_dict())
+        with pytest.raises(HookConflictError, match="already being explained live"):
+            LiveExplanation(model, x, EpsilonPlusFlat(), eval_mode=True)
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+        assert torch.equal(first.explain(0).relevance, before)  # the first one still works
+    with LiveExplanation(model, x, EpsilonPlusFlat()) as again:  # free again after close
+        assert torch.equal(again.explain(0).relevance, before)

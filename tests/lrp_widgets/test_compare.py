@@ -364,7 +364,7 @@ def test_a_model_explained_elsewhere_is_refused(data):
     inputs, _ = data
     model = small_model()
     explorer = Explorer(model, inputs)
-    with pytest.raises(RuntimeError, match=r"close\(\) that widget first"):
+    with pytest.raises(RuntimeError, match=r"already being explained live.*close that one first"):
         Compare(model, inputs, [explorer])
     grid = Compare(small_model(), inputs, [explorer])  # its configuration on a copy works
     torch.testing.assert_close(grid.relevance("Explorer"), explorer.relevance)

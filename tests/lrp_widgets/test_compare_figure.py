@@ -1,10 +1,12 @@
 """Static export of the Compare grid: normalisation, difference view, axes, colour bars, PNG.
 
 Reference maths (the contract, also used by the page): per cell ``m = sum_c R`` ``[H, W]``;
-difference view with reference r: column c != r shows ``m_c - m_r``; the scale ``s`` is
-``max |value|`` over the group (grid / row / cell) and a value v is drawn with the colour at
-``(v / s + 1) / 2``, i.e. ``clim = (-s, s)``. Expected values are computed here with numpy from
-``compare.relevance(name)``, independently of ``_compare_figure``.
+difference view with reference r: column c != r shows ``m_c - m_r``; the scale ``s`` is taken
+over all values of the group (grid / row / cell): ``scale_by="percentile"`` (default)
+``np.percentile(|values|, 99, method="lower")``, ``scale_by="max"`` ``max |value|``; a value v is
+drawn with the colour at ``(v / s + 1) / 2``, i.e. ``clim = (-s, s)`` (beyond: the end
+colours). Expected values are computed here with numpy from ``compare.relevance(name)``,
+independently of ``_compare_figure``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from matplotlib.figure import Figure
 
 from lrp_core.cmap import CMAPS
 from lrp_widgets import Compare
-from lrp_widgets._compare_figure import cell_scales, colormap, grid_figure
+from lrp_widgets._compare_figure import cell_scales, colormap, grid_figure, group_scale
 
 N, K = 3, 3
 
@@ -49,22 +51,31 @@ def shown(figure: Figure) -> tuple[np.ndarray, np.ndarray]:
     return arrays, clims
 
 
-def expected_scales(maps: np.ndarray, normalization: str) -> np.ndarray:
-    absolute = np.abs(maps)
+def expected_scales(
+    maps: np.ndarray, normalization: str, scale_by: str = "percentile"
+) -> np.ndarray:
+    """s per cell ``[N, K]``: the statistic of |values| over each cell's whole group."""
+
+    def statistic(values: np.ndarray, axis) -> np.ndarray:
+        if scale_by == "max":
+            return np.abs(values).max(axis=axis)
+        return np.percentile(np.abs(values), 99, axis=axis, method="lower")
+
     if normalization == "grid":
-        return np.full((N, K), absolute.max())
+        return np.full((N, K), statistic(maps, None))
     if normalization == "row":
-        return np.repeat(absolute.max(axis=(1, 2, 3))[:, None], K, axis=1)
-    return absolute.max(axis=(2, 3))
+        return np.repeat(statistic(maps, (1, 2, 3))[:, None], K, axis=1)
+    return statistic(maps, (2, 3))
 
 
+@pytest.mark.parametrize("scale_by", ["percentile", "max"])
 @pytest.mark.parametrize(("normalization", "bars"), [("grid", 1), ("row", N), ("cell", N * K)])
-def test_normalisation_groups(grid: Compare, normalization: str, bars: int):
-    figure = grid.to_figure(normalization=normalization)
+def test_normalisation_groups(grid: Compare, normalization: str, bars: int, scale_by: str):
+    figure = grid.to_figure(normalization=normalization, scale_by=scale_by)
     maps = maps_of(grid)
     arrays, clims = shown(figure)
     np.testing.assert_allclose(arrays, maps, rtol=1e-6, atol=1e-12)
-    s = expected_scales(maps, normalization)
+    s = expected_scales(maps, normalization, scale_by)
     np.testing.assert_allclose(clims[..., 1], s, rtol=1e-6)
     np.testing.assert_allclose(clims[..., 0], -s, rtol=1e-6)
     # rows x columns image axes plus one colour bar per scale, labelled with -s, 0, +s
@@ -111,17 +122,58 @@ def test_difference_view(grid: Compare):
         grid.to_figure(reference="nope")
 
 
+def test_percentile_scale_ignores_one_outlier_pixel():
+    # 1 outlier among 2 x 10 x 10 = 200 values: "max" gives s = 1000 (every other cell pale),
+    # "percentile" the element floor(0.99 * 199) = 197 of the sorted |values|, i.e. the 3rd
+    # largest, so the outlier (and the 2nd largest) take the end colours.
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(-1, 1, size=(1, 2, 10, 10))
+    maps[0, 1, 4, 5] = -1000.0
+    magnitudes = np.sort(np.abs(maps).ravel())
+    assert cell_scales(maps, "grid", "max").tolist() == [[1000.0, 1000.0]]
+    assert cell_scales(maps, "grid").tolist() == [[magnitudes[197]] * 2]  # the default
+    assert magnitudes[197] < 1.0
+    # per cell: 100 values, element floor(0.99 * 99) = 98; only the outlier's cell differs
+    per_cell = cell_scales(maps, "cell", "percentile")
+    assert per_cell[0, 0] == np.sort(np.abs(maps[0, 0]).ravel())[98]
+    assert per_cell[0, 1] == np.sort(np.abs(maps[0, 1]).ravel())[98] < 1.0
+    assert cell_scales(maps, "cell", "max")[0, 1] == 1000.0
+    # drawn: the outlier at the first colour, clim = (-s, s) in both modes
+    figure = grid_figure(maps, per_cell, "cell", colormap("bwr"), ["a", "b"], ["0"])
+    image = figure.cell_axes[0][1].get_images()[-1]
+    np.testing.assert_allclose(image.get_clim(), (-per_cell[0, 1], per_cell[0, 1]))
+    first = CMAPS["bwr"].palette()[0]
+    np.testing.assert_array_equal(image.to_rgba(np.array([-1000.0]), bytes=True)[0, :3], first)
+
+
+def test_scale_ignores_values_that_are_not_finite():
+    maps = np.array([[[[1.0, -2.0, np.nan, np.inf]]]])
+    assert cell_scales(maps, "cell", "max").tolist() == [[2.0]]
+    assert cell_scales(maps, "cell").tolist() == [[1.0]]  # 2 finite values: element floor(0.99)
+    assert group_scale(np.array([np.nan]), "percentile") == 0.0
+    with pytest.raises(ValueError, match="scale_by must be one of"):
+        cell_scales(maps, "cell", "median")
+
+
 def test_traits_are_the_defaults(grid: Compare):
     grid.normalization, grid.cmap = "cell", "gray"
     figure = grid.to_figure()
     assert len(figure.colorbars) == N * K
     assert figure.cell_axes[0][0].get_images()[-1].get_cmap().name == "gray"
     grid.normalization, grid.cmap = "grid", "bwr"
+    assert grid.scale_by == "percentile"
+    maps = maps_of(grid)
+    for scale_by in ("max", "percentile"):
+        grid.scale_by = scale_by
+        clim = grid.to_figure().cell_axes[0][0].get_images()[-1].get_clim()
+        assert clim[1] == pytest.approx(expected_scales(maps, "grid", scale_by)[0, 0], rel=1e-6)
     overlay = grid.to_figure(show="overlay", show_inputs=True)
     assert len(overlay.axes) == N * (K + 1) + 1
     assert len(overlay.cell_axes[0][0].get_images()) == 2  # grey input under the map
     with pytest.raises(ValueError, match="normalization must be one of"):
         grid.to_figure(normalization="page")
+    with pytest.raises(ValueError, match="scale_by must be one of"):
+        grid.to_figure(scale_by="p99")
     with pytest.raises(ValueError, match="unknown colormap"):
         grid.to_figure(cmap="viridis2")
 
@@ -153,8 +205,10 @@ def test_zero_scale_draws_the_middle_colour():
     st.sampled_from(["grid", "row", "cell"]),
 )
 def test_every_value_fits_its_scale_and_the_group_reaches_it(maps, normalization):
-    # |v| <= s for every value of a cell, s is constant over the group and reached in it
-    scales = cell_scales(maps, normalization)
+    # max: |v| <= s for every value of a cell, s is constant over the group and reached in it.
+    # percentile: s is one of the group's |values|, at most the max, and at least
+    # floor(0.99 (n - 1)) + 1 of the group's n values fit in [-s, s].
+    scales = cell_scales(maps, normalization, "max")
     peaks = np.abs(maps).max(axis=(2, 3))
     assert (peaks <= scales).all()
     if normalization == "grid":
@@ -163,3 +217,13 @@ def test_every_value_fits_its_scale_and_the_group_reaches_it(maps, normalization
         assert (scales == peaks.max(axis=1, keepdims=True)).all()
     else:
         assert (scales == peaks).all()
+    robust = cell_scales(maps, normalization, "percentile")
+    assert (robust <= scales).all()
+    n, k = maps.shape[:2]
+    for i in range(n):
+        for j in range(k):
+            group = {"grid": maps, "row": maps[i], "cell": maps[i, j]}[normalization]
+            magnitudes = np.abs(group).ravel()
+            assert robust[i, j] in magnitudes
+            fitting = int((magnitudes <= robust[i, j]).sum())
+            assert fitting >= int(np.floor(0.99 * (magnitudes.size - 1))) + 1

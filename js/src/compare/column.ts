@@ -18,7 +18,9 @@ export interface ColumnCallbacks {
 
 export interface ColumnHeader {
   readonly el: HTMLElement;
-  update(column: ColumnInfo, index: number, count: number): void;
+  /** Shows `column`; with `keepValues` the parameter boxes keep what the user typed (an edit
+   * of this column is still on its way, so the kernel's values are older). */
+  update(column: ColumnInfo, index: number, count: number, keepValues?: boolean): void;
 }
 
 /** A group of parameter controls for `params`; `onInput` receives every current value. */
@@ -111,7 +113,7 @@ export function createColumnHeader(id: number, callbacks: ColumnCallbacks): Colu
 
   return {
     el,
-    update(column, nextIndex, count) {
+    update(column, nextIndex, count, keepValues = false) {
       index = nextIndex;
       name.textContent = column.name;
       el.setAttribute("aria-label", `Column ${column.name}`);
@@ -126,7 +128,7 @@ export function createColumnHeader(id: number, callbacks: ColumnCallbacks): Colu
         params = paramGroup(column.params, (values) => callbacks.onParams(id, values));
         paramsSlot.replaceChildren(params.el);
       }
-      params.set(column.params);
+      if (!keepValues) params.set(column.params);
       const signature = JSON.stringify(column.overrides.map((o) => [o.layer, o.rule, Object.keys(o.params)]));
       if (signature !== overrideSignature) {
         overrideSignature = signature;
@@ -134,7 +136,7 @@ export function createColumnHeader(id: number, callbacks: ColumnCallbacks): Colu
         overridesSlot.replaceChildren(...column.overrides.map(overrideBlock));
       }
       for (const override of column.overrides) {
-        if (override.layer !== "") overrides.get(override.layer)?.set(override.params);
+        if (override.layer !== "" && !keepValues) overrides.get(override.layer)?.set(override.params);
       }
     },
   };

@@ -1,18 +1,19 @@
 /**
  * The Compare toolbar: adding columns (preset select `data-role="add-column"` with
  * `add-column-button`; a pasted JSON config in `paste-config` with `add-config-button`), the
- * display settings owned by the page (`normalization`, `reference`, `cmap-select`, `show`,
- * `opacity`),
+ * display settings owned by the page (`normalization`, `scale-by`, `reference`, `cmap-select`,
+ * `show`, `opacity`),
  * sorting (`sort-score`, `sort-column`, `sort-direction`) and the long scores (`compute-scores`,
  * `cancel`, `progress`).
  */
-import type { ColumnInfo, CompareTraits, Normalization, ScoreInfo, SortState } from "../types";
+import type { ColumnInfo, CompareTraits, Normalization, ScaleBy, ScoreInfo, SortState } from "../types";
 import { button, labelled, select, setOptions } from "../views/controls";
 
 export interface ToolbarCallbacks {
   onAddPreset: (preset: string) => void;
   onAddConfig: (config: string) => void;
   onNormalization: (mode: Normalization) => void;
+  onScaleBy: (by: ScaleBy) => void;
   onReference: (id: number) => void;
   onCmap: (name: string) => void;
   onShow: (show: CompareTraits["show"]) => void;
@@ -28,6 +29,7 @@ export interface ToolbarState {
   scoreInfo: Record<string, ScoreInfo>;
   scoreNames: string[];
   normalization: Normalization;
+  scaleBy: ScaleBy;
   reference: number;
   cmap: string;
   show: CompareTraits["show"];
@@ -70,6 +72,14 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
     ["cell", "per cell"],
   ]);
   normalization.addEventListener("change", () => callbacks.onNormalization(normalization.value as Normalization));
+  const scaleBy = select("scale-by", [
+    ["percentile", "99th percentile"],
+    ["max", "maximum"],
+  ]);
+  scaleBy.title =
+    "Colour scale ±s of each group: the 99th percentile of |R| (the few larger values take the end " +
+    "colours) or the largest |R|";
+  scaleBy.addEventListener("change", () => callbacks.onScaleBy(scaleBy.value as ScaleBy));
   const reference = select("reference", [["-1", "none"]]);
   reference.addEventListener("change", () => callbacks.onReference(Number(reference.value)));
   const cmap = select("cmap-select", palettes.map((n) => [n, n]));
@@ -92,6 +102,7 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
   display.className = "lrp-toolbar-group";
   display.append(
     labelled("Scale", normalization),
+    labelled("Scale to", scaleBy),
     labelled("Difference to", reference),
     labelled("Colormap", cmap),
     labelled("Show", show),
@@ -151,6 +162,7 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
       reference.value = String(state.reference);
       if (reference.value === "") reference.value = "-1";
       normalization.value = state.normalization;
+      scaleBy.value = state.scaleBy;
       if (palettes.includes(state.cmap)) cmap.value = state.cmap;
       show.value = state.show;
       opacity.disabled = state.show !== "overlay";
