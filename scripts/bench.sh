@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every benchmark (engine, live re-runs, Compare, the Explorer in real JupyterLab), one after
+# the other, with one torch thread so that other work on the machine distorts the ratios least.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || bash scripts/setup.sh --browser
+# the reference library, only to time it beside the engine (never a dependency of the project)
+.venv/bin/python -c "import zennit" 2>/dev/null || .venv/bin/python -m pip install --quiet --no-deps "zennit==0.5.1"
+export OMP_NUM_THREADS=1
+for bench in bench_engine bench_live bench_compare; do
+  echo "== $bench"
+  .venv/bin/python "benchmarks/$bench.py" --threads 1
+done
+echo "== bench_explorer"
+.venv/bin/python benchmarks/bench_explorer.py
