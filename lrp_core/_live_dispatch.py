@@ -183,12 +183,16 @@ def cached_basic_relevance(
     """The BasicHook formula for one call, with the modified forwards taken from ``cache``."""
     call.check_inputs_unchanged()  # before the terms are made and cached
     linear = type(rule) in LINEAR_MAPPER_RULES
-    if linear and applies(rule, call):
-        terms = cache.get(call, rule, lambda: LinearTerms(rule, call, cache.partials(call)))
-        with torch.no_grad():
-            return (terms.relevance(grad_outputs[0]),)
-    entry = cache.get(call, rule, lambda: _Terms(modified_forwards(rule, call)))
+
+    def make() -> LinearTerms | _Terms:
+        if linear and applies(rule, call):
+            return LinearTerms(rule, call, cache.partials(call))
+        return _Terms(modified_forwards(rule, call))
+
+    entry = cache.get(call, rule, make)
     with torch.no_grad():
+        if type(entry) is LinearTerms:
+            return (entry.relevance(grad_outputs[0]),)
         return basic_relevance(
             rule,
             call,

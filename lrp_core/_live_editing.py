@@ -36,9 +36,19 @@ class AssignmentEditing:
     def validate(self, assignment: RuleAssignment | None = None) -> None:
         """Raise ``RuleNotApplicableError`` naming the first module whose rule cannot apply."""
         assignment = self.assignment if assignment is None else assignment
+        # a (module, rule) pair that passed on the recorded shapes passes again: check only the
+        # modules whose rule changed since the last validation (explain validates every time)
+        shapes, passed = getattr(self, "_passed_rules", (None, {}))
+        if shapes is not self.shapes:
+            passed = {}
+        checked = {}
         for name, effective in assignment.effective_rules().items():
-            inputs, outputs = self.shapes.get(name, (None, None))
-            check_applicable(effective.rule, name, assignment.leaves[name], inputs, outputs)
+            rule = effective.rule
+            if name not in passed or passed[name] is not rule:
+                inputs, outputs = self.shapes.get(name, (None, None))
+                check_applicable(rule, name, assignment.leaves[name], inputs, outputs)
+            checked[name] = rule
+        self._passed_rules = (self.shapes, checked)
 
     def _change(self, change: Callable[[], Any]) -> Any:
         assignment = self.assignment

@@ -35,7 +35,9 @@ def stabilize(
     # (much faster than torch.where; NaN stays NaN after the addition either way)
     shift = input + 0.0
     differentiable = shift.requires_grad or epsilon.requires_grad
-    if differentiable or shift.shape != torch.broadcast_shapes(shift.shape, epsilon.shape):
+    if differentiable or (
+        epsilon.ndim > 0 and shift.shape != torch.broadcast_shapes(shift.shape, epsilon.shape)
+    ):
         shift = torch.copysign(epsilon, shift)
     else:
         shift = torch.copysign(epsilon, shift, out=shift)

@@ -356,7 +356,7 @@ def nonzero(t: torch.Tensor) -> bool:
     if not t.is_floating_point():
         return bool(t.any())
     low, high = torch.aminmax(t)
-    return bool((low != 0) | (high != 0))
+    return bool(low) or bool(high)  # bool() of a NaN is True
 
 
 def _is_broadcast_zero(t: torch.Tensor) -> bool:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 
 def _sample_sums(tensor: torch.Tensor) -> torch.Tensor:
     """Per-sample sums (as float64) of one tensor (a scalar: one sum)."""
-    t = tensor.detach()
-    t = t.reshape(1) if t.ndim == 0 else t.reshape(t.shape[0], -1)
-    return t.sum(dim=1).to(torch.float64)
+    return _raw_sums(tensor).to(torch.float64)
 
 
 def _combine(sums: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -36,10 +34,9 @@ def _combine(sums: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.zeros(1, dtype=torch.float64) if total is None else total
 
 
-def _nonfinite(tensors: Iterable[torch.Tensor | None], totals: torch.Tensor) -> int:
-    # sums of finite values are finite (barring overflow): count elements only when one is not
-    if bool(torch.isfinite(totals).all()):
-        return 0
+def _nonfinite(tensors: Iterable[torch.Tensor | None]) -> int:
+    """NaN/inf elements in ``tensors`` (counted only once a sum was not finite: sums of finite
+    values are finite, barring overflow)."""
     return sum(int((~torch.isfinite(t)).sum()) for t in tensors if t is not None)
 
 
@@ -107,50 +104,93 @@ class LayerRecord:
         }
 
 
-@dataclass
 class RecordCollector:
-    """Collects ``LayerRecord``s during one backward pass.
+    """Collects ``LayerRecord``s during one backward pass (``records``, once the pass is done).
 
-    ``keep_tensors(name)`` decides per module whether its relevance tensors are kept.
+    ``keep_tensors(name)`` decides per module whether its relevance tensors are kept. In the pass
+    each relevance tensor costs one reduction (per-sample sums in its own dtype, reused when the
+    same tensor leaves one module and enters the next); the sums become float64 together when
+    ``records`` is first read.
     """
 
-    keep_tensors: Callable[[str], bool] = lambda name: False
-    records: dict[str, LayerRecord] = field(default_factory=dict)
-    # sums of the last call's leaving tensors: (tensor, version, sums); in a chain of modules
-    # the relevance leaving one is the very tensor entering the next, so its sums are reused
-    _last: list = field(default_factory=list, repr=False)
+    def __init__(self, keep_tensors: Callable[[str], bool] = lambda name: False):
+        self.keep_tensors = keep_tensors
+        self._calls: list[tuple] = []
+        self._records: dict[str, LayerRecord] | None = None
+        # the last call's leaving tensors as (tensor, version, sums, finite): in a chain of
+        # modules the relevance leaving one is the very tensor entering the next
+        self._last: list[tuple] = []
 
-    def _entering_sums(self, tensor: torch.Tensor) -> torch.Tensor:
-        for kept, version, sums in self._last:
+    def _sums(self, tensor: torch.Tensor, known: list) -> tuple:
+        """(tensor, sums, finite) for ``tensor``, reused from ``known`` entries when present."""
+        for kept, version, sums, finite in known:
             if kept is tensor and kept._version == version:
-                return sums
-        return _sample_sums(tensor)
+                return tensor, sums, finite
+        sums = _raw_sums(tensor)
+        return tensor, sums, all(map(math.isfinite, sums.tolist()))
 
     def add(
         self, name: str, module: torch.nn.Module, rule: str, entering: tuple, leaving: tuple
     ) -> None:
         """Record one module call: ``entering`` at its outputs, ``leaving`` at its inputs."""
-        totals_in = _combine(self._entering_sums(t) for t in entering if t is not None)
-        last = [(t, t._version, _sample_sums(t)) for t in leaving if t is not None]
-        self._last = last
-        totals_out = _combine(sums for _, _, sums in last)
-        finite = all(map(math.isfinite, totals_in.tolist() + totals_out.tolist()))
-        record = LayerRecord(
-            name=name,
-            type=type(module).__name__,
-            rule=rule,
-            entering=totals_in,
-            leaving=totals_out,
-            nonfinite_entering=0 if finite else _nonfinite(entering, totals_in),
-            nonfinite_leaving=0 if finite else _nonfinite(leaving, totals_out),
-        )
+        ins = [self._sums(t, self._last) for t in entering if t is not None]
+        # a rule that passes the relevance on unchanged returns the very tensor it got
+        known = [(t, t._version, sums, finite) for t, sums, finite in ins]
+        outs = [self._sums(t, known) for t in leaving if t is not None]
+        self._last = [(t, t._version, sums, finite) for t, sums, finite in outs]
+        nonfinite_in = 0 if all(f for *_, f in ins) else _nonfinite(entering)
+        nonfinite_out = 0 if all(f for *_, f in outs) else _nonfinite(leaving)
+        tensors = (None, None)
         if self.keep_tensors(name):
-            record.relevance_out = entering[0].detach().clone() if entering else None
-            record.relevance_in = leaving[0].detach().clone() if leaving else None
-        previous = self.records.get(name)
-        if previous is not None:
-            record = _merge(previous, record)
-        self.records[name] = record
+            tensors = tuple(t[0].detach().clone() if t else None for t in (entering, leaving))
+        sums = ([s for _, s, _ in ins], [s for _, s, _ in outs])
+        counts = (nonfinite_in, nonfinite_out)
+        self._calls.append((name, type(module).__name__, rule, sums, counts, tensors))
+        self._records = None
+
+    @property
+    def records(self) -> dict[str, LayerRecord]:
+        """The records by module name, in the order the modules were first seen."""
+        if self._records is None:
+            self._records = self._finish()
+        return self._records
+
+    def _finish(self) -> dict[str, LayerRecord]:
+        flat = [s for *_, (ins, outs), _, _ in self._calls for s in (*ins, *outs)]
+        converted = iter(_as_float64(flat))
+        records: dict[str, LayerRecord] = {}
+        for name, kind, rule, (ins, outs), (nonfinite_in, nonfinite_out), tensors in self._calls:
+            record = LayerRecord(
+                name=name,
+                type=kind,
+                rule=rule,
+                entering=_combine([next(converted) for _ in ins]),
+                leaving=_combine([next(converted) for _ in outs]),
+                nonfinite_entering=nonfinite_in,
+                nonfinite_leaving=nonfinite_out,
+                relevance_out=tensors[0],
+                relevance_in=tensors[1],
+            )
+            previous = records.get(name)
+            records[name] = record if previous is None else _merge(previous, record)
+        return records
+
+
+def _raw_sums(tensor: torch.Tensor) -> torch.Tensor:
+    """Per-sample sums of one tensor in its own dtype (a scalar: one sum), one reduction."""
+    t = tensor.detach() if tensor.requires_grad else tensor
+    if t.ndim < 2:
+        return t.reshape(-1, 1).sum(dim=1)
+    return t.sum(dim=tuple(range(1, t.ndim)))
+
+
+def _as_float64(sums: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``sums`` as float64 tensors, converted together where they share a device."""
+    if not sums:
+        return []
+    if len({s.device for s in sums}) > 1:
+        return [s.to(torch.float64) for s in sums]
+    return list(torch.cat(sums).to(torch.float64).split([s.numel() for s in sums]))
 
 
 def _merge(a: LayerRecord, b: LayerRecord) -> LayerRecord:

@@ -224,6 +224,10 @@ class Gamma(_LRPRule):
             negative = out_grad * (z < 0) / self._stabilize(add_terms(outputs[2], outputs[3]))
             return (positive, positive, negative, negative, None)
 
+        # the mapper's structure as data, for exact shortcuts (``lrp_core._linear_terms``): z is
+        # the output of term 4, the pair (0, 1) gets R·[z > 0], the pair (2, 3) R·[z < 0]
+        mapper.sign_split = (4, (0, 1), (2, 3))
+
         def reducer(inputs, gradients):
             return sum(x * v for x, v in zip(inputs[:4], gradients[:4], strict=False))
 

@@ -12,7 +12,9 @@ reflect padding, a foreign forward hook) still give the reference relevance.
 from __future__ import annotations
 
 import copy
+import gc
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -178,3 +180,116 @@ def test_weight_changed_in_place_is_an_error_naming_the_layer():
                 model[0].weight.mul_(2)
             with pytest.raises(RuntimeError, match="Conv2d.*modified in place"):
                 live.explain(target=torch.ones_like(live.output))
+
+
+def _terms_of(live: LiveExplanation) -> list[LinearTerms]:
+    return [v for e in live._cache._entries.values() for v in e.values() if type(v) is LinearTerms]
+
+
+EDIT_SEQUENCES = {
+    "gamma": [rules.Gamma(0.3), rules.Gamma(0.8), rules.Gamma(0.1, zero_params="bias")],
+    "zplus": [rules.ZPlus(), rules.ZPlus(zero_params="bias"), rules.AlphaBeta(2.0, 1.0)],
+    "epsilon": [rules.Epsilon(0.1), rules.Epsilon(0.2), rules.AlphaBeta(3.0, 2.0)],
+}
+
+
+@pytest.mark.parametrize(
+    "first, changes",
+    [(rules_[0], [*rules_[1:], rules.Gamma(0.6)]) for rules_ in EDIT_SEQUENCES.values()],
+    ids=list(EDIT_SEQUENCES),
+)
+def test_partial_outputs_with_negative_inputs_and_bias(first, changes):
+    """Partial outputs x_k ⋆ B_j(W) + B_j(b) of x itself, x⁺ and x⁻ (the input has both signs, the
+    layer a bias, some rules zero it) recombine to the reference after every change."""
+    layer, shape = LAYERS["conv2d stride 2, odd size"]
+    torch.manual_seed(1)
+    model = nn.Sequential(copy.deepcopy(layer)).double().eval()
+    twin = copy.deepcopy(model)
+    x = torch.randn(shape, dtype=torch.float64)
+    seed = torch.randn_like(model(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LiveExplanation(model, x, NameMapComposite([(("0",), first)])) as live:
+            live.explain(target=seed)
+            for rule in [*changes, first]:
+                live.assign(rule, name="0")
+                result = live.explain(target=seed).relevance
+                reference = Gradient(twin, NameMapComposite([(("0",), rule.copy())]))(x, seed)[1]
+                assert torch.allclose(result, reference, atol=1e-6, rtol=1e-6), rule
+            assert live._cache._partials  # the edited layer kept its partial outputs
+
+
+def test_gamma_pair_without_relevance_is_never_made():
+    """Gamma's z_n pair gets R·[z < 0]: with relevance only where z > 0 it contributes exactly
+    zero, so its factor and weights are not made; once relevance reaches z < 0 they are, and both
+    results equal the reference."""
+    layer, shape = LAYERS["conv2d padding 1"]
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.ReLU(), copy.deepcopy(layer)).double().eval()
+    twin = copy.deepcopy(model)
+    x = torch.randn(shape, dtype=torch.float64)
+    z = model(x)
+    assert bool((z < 0).any()) and bool((z > 0).any())
+    positive_only = torch.rand_like(z) * (z > 0)
+    everywhere = torch.randn_like(z)
+    rule = rules.Gamma(0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LiveExplanation(model, x, NameMapComposite([(("1",), rule)])) as live:
+            for seed, made in ((positive_only, [True, False]), (everywhere, [True, True])):
+                result = live.explain(target=seed).relevance
+                (terms,) = _terms_of(live)
+                assert [group.factor is not None for group in terms.groups] == made
+                reference = Gradient(twin, NameMapComposite([(("1",), rule.copy())]))(x, seed)[1]
+                assert torch.allclose(result, reference, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["conv2d padding 1", "linear on 3-D input"])
+def test_zbox_bounds_per_channel_fold_into_one_weight(name):
+    """Bounds constant per input channel c: l ⊙ (W⁺ᵀ⋆γ) + h ⊙ (W⁻ᵀ⋆γ) = (l W⁺ + h W⁻)ᵀ⋆γ, one
+    stacked weight for both bound terms; the relevance equals the reference."""
+    layer, shape = LAYERS[name]
+    channels = shape[-1] if isinstance(layer, nn.Linear) else shape[1]
+    low = -torch.linspace(1.0, 2.0, channels, dtype=torch.float64)
+    if not isinstance(layer, nn.Linear):
+        low = low.reshape(channels, 1, 1)
+    rule = rules.ZBox(low, low.neg() + 0.5)
+    torch.manual_seed(0)
+    model = nn.Sequential(copy.deepcopy(layer)).double().eval()
+    twin = copy.deepcopy(model)
+    x = torch.randn(shape, dtype=torch.float64)
+    seed = torch.randn_like(model(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LiveExplanation(model, x, NameMapComposite([(("0",), rule)])) as live:
+            result = live.explain(target=seed).relevance
+            (terms,) = _terms_of(live)
+            (group,) = terms.groups
+            assert group.constant and len(group.terms) == 1  # x's term, then the folded bounds
+        reference = Gradient(twin, NameMapComposite([(("0",), rule.copy())]))(x, seed)[1]
+    assert torch.allclose(result, reference, atol=1e-6, rtol=1e-6)
+
+
+def test_evicted_terms_are_freed_at_once():
+    """Terms hold layer-sized tensors; once the cache drops them (after newer parameter values)
+    they must go by reference counting alone, without waiting for the cycle collector."""
+    layer, shape = LAYERS["conv2d padding 1"]
+    model = nn.Sequential(nn.ReLU(), copy.deepcopy(layer)).double().eval()
+    x = torch.randn(shape, dtype=torch.float64)
+    seed = torch.randn_like(model(x)) * (model(x) > 0)  # Gamma's z_n pair stays unmade
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with LiveExplanation(model, x, NameMapComposite([(("1",), rules.Gamma())])) as live:
+                live.explain(target=seed)
+                (first,) = _terms_of(live)
+                assert first.groups[1].factor is None
+                kept = weakref.ref(first)
+                del first
+                for gamma in (0.5, 0.6, 0.7):
+                    live.set_params("1", gamma=gamma)
+                    live.explain(target=seed)
+                assert kept() is None
+    finally:
+        gc.enable()

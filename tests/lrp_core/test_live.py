@@ -318,6 +318,27 @@ def test_rule_that_cannot_apply_is_rejected_naming_the_module(model):
     live.close()
 
 
+def test_validation_rechecks_every_changed_rule(model):
+    """Explain validates the assignment every time, re-checking only modules whose rule changed
+    since the last check: a bad rule is rejected after many good passes, in the live assignment
+    and in one given to ``explain``, and the live explanation keeps working."""
+    live = LiveExplanation(model, batch(), EpsilonPlus())
+    for target in range(3):
+        live.explain(target=target)
+    live.set_params("0", stabilizer=0.5)
+    live.explain(target=0)
+    with pytest.raises(RuleNotApplicableError, match="ZBox.*'1'.*ReLU"):
+        live.assign(rules.ZBox(-1.0, 1.0), name="1")
+    other = live.assignment.copy()
+    other.assign(rules.Pass(), name="6")
+    with pytest.raises(RuleNotApplicableError, match="Pass.*'6'.*Linear"):
+        live.explain(target=0, assignment=other)
+    with pytest.raises(RuleNotApplicableError, match="Pass.*'6'.*Linear"):
+        live.explain(target=0, assignment=other)  # still rejected when asked again
+    assert live.explain(target=0) is not None
+    live.close()
+
+
 def test_rule_failing_in_backward_names_the_module(model):
     live = LiveExplanation(model, batch(), EpsilonPlus())
     good = live.explain(target=0)
@@ -497,3 +518,22 @@ def test_second_live_explanation_on_the_same_model_is_refused_cleanly():
         assert torch.equal(first.explain(0).relevance, before)  # the first one still works
     with LiveExplanation(model, x, EpsilonPlusFlat()) as again:  # free again after close
         assert torch.equal(again.explain(0).relevance, before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("composite", ["EpsilonPlusFlat", "EpsilonGammaBox"])
+def test_live_reruns_on_cuda_match_cpu(composite: str):
+    # the closed-form terms, their cache and the re-use after a parameter change, on CUDA
+    params = {"low": -4.0, "high": 4.0} if composite == "EpsilonGammaBox" else {}
+    results = []
+    for device in ("cpu", "cuda"):
+        model = relu_net(bias=True).to(device)
+        with LiveExplanation(model, batch().to(device), composite, composite_params=params) as live:
+            runs = [live.explain(target=2).relevance]
+            for value in (0.1, 0.7, 0.3):
+                key = "gamma" if composite == "EpsilonGammaBox" else "stabilizer"
+                live.set_params("2", **{key: value})
+                runs.append(live.explain(target=[0, 1, 2]).relevance)
+            results.append([r.cpu() for r in runs])
+    for cpu, cuda in zip(*results, strict=True):
+        torch.testing.assert_close(cpu, cuda, rtol=1e-9, atol=1e-12)

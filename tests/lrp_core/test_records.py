@@ -162,3 +162,32 @@ def test_a_plain_chain_has_nothing_outside_modules():
     expected = per_sample(result.seed) - absorbed
     torch.testing.assert_close(per_sample(result.relevance), expected)
     assert "(outside modules)" not in result.conservation(1e-9).names
+
+
+def test_non_finite_relevance_is_counted_and_reported():
+    """Epsilon with ε = 0 on a unit whose output z is exactly 0 divides by zero: R/0 is inf (or
+    NaN for R = 0). The record of that layer counts the NaN/inf elements of the tensor leaving it
+    (and the layer below those entering it) as in the kept tensors, and the report names it."""
+    from lrp_core import rules
+    from lrp_core.composites import NameMapComposite
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    model = model.double().eval()
+    with torch.no_grad():
+        model[2].weight[1].zero_()
+        model[2].bias[1] = 0.0  # unit 1 of the last layer: z = 0 for every input
+    composite = NameMapComposite([(("0",), rules.Epsilon(1e-6)), (("2",), rules.Epsilon(0.0))])
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with LiveExplanation(model, x, composite) as live:
+        result = live.explain(target=torch.ones(3, 2, dtype=torch.float64), keep_tensors=True)
+
+    def count(t: torch.Tensor) -> int:
+        return int((~torch.isfinite(t)).sum())
+
+    last, relu = result.records["2"], result.records["1"]
+    assert last.nonfinite_entering == 0
+    assert last.nonfinite_leaving == count(last.relevance_in) > 0
+    assert relu.nonfinite_entering == count(relu.relevance_out) == last.nonfinite_leaving
+    kinds = {v.name: v.kind for v in result.conservation().violations}
+    assert kinds["2"] == "non-finite"
