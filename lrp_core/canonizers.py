@@ -234,10 +234,12 @@ class MergeBatchNorm(Canonizer):
         if batch_norm.bias is not None:
             state["bias"] = batch_norm.bias
         self._batch_norm_state = state
-        # assigning a tensor to a registered buffer name replaces the buffer object in place
+        # assigning a tensor to a registered buffer name replaces the buffer object in place;
+        # var = 1 - eps makes var + eps exactly 1 while eps keeps its positive value (torch 2.10
+        # to 2.12 reject eps = 0 in batch_norm)
         batch_norm.running_mean = torch.zeros_like(state["running_mean"])
-        batch_norm.running_var = torch.ones_like(state["running_var"])
-        batch_norm.eps = 0.0
+        one = torch.ones_like(state["running_var"], dtype=torch.float64)
+        batch_norm.running_var = (one - batch_norm.eps).to(state["running_var"].dtype)
         if "weight" in state:
             batch_norm.weight = nn.Parameter(
                 torch.ones_like(state["weight"]), requires_grad=state["weight"].requires_grad

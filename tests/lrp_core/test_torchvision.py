@@ -177,9 +177,13 @@ def test_resnet_canonizer_keeps_output_and_restores_state_dict():
     assert isinstance(names["layer2.0.canonizer_sum"], Sum)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
-            assert module.eps == 0 and torch.equal(
-                module.running_var, torch.ones_like(module.running_var)
+            # identity: mean 0, var + eps = 1 (eps stays positive), weight 1, bias 0
+            assert module.eps > 0 and torch.equal(
+                module.running_var + module.eps, torch.ones_like(module.running_var)
             )
+            assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean))
+            assert torch.equal(module.weight, torch.ones_like(module.weight))
+            assert torch.equal(module.bias, torch.zeros_like(module.bias))
     assert relative_error(model(x), expected) <= 1e-6
     for instance in reversed(instances):
         instance.remove()
