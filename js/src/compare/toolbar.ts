@@ -7,7 +7,7 @@
  * `cancel`, `progress`).
  */
 import type { ColumnInfo, CompareTraits, Normalization, ScaleBy, ScoreInfo, SortState } from "../types";
-import { button, labelled, select, setOptions } from "../views/controls";
+import { button, labelled, opacitySlider, select, setOptions } from "../views/controls";
 
 export interface ToolbarCallbacks {
   onAddPreset: (preset: string) => void;
@@ -84,13 +84,7 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
   reference.addEventListener("change", () => callbacks.onReference(Number(reference.value)));
   const cmap = select("cmap-select", palettes.map((n) => [n, n]));
   cmap.addEventListener("change", () => callbacks.onCmap(cmap.value));
-  const opacity = document.createElement("input");
-  opacity.type = "range";
-  opacity.min = "0";
-  opacity.max = "1";
-  opacity.step = "0.05";
-  opacity.value = "0.6";
-  opacity.dataset.role = "opacity";
+  const opacity = opacitySlider(0.6);
   opacity.addEventListener("input", callbacks.onOpacity);
   opacity.setAttribute("aria-label", "Opacity of the map over the input");
   const show = select("show", [

@@ -39,3 +39,15 @@ export function button(role: string, text: string, onClick: () => void): HTMLBut
   el.addEventListener("click", onClick);
   return el;
 }
+
+/** The opacity slider of a map drawn over its input (0 to 1, `data-role="opacity"`). */
+export function opacitySlider(value: number): HTMLInputElement {
+  const el = document.createElement("input");
+  el.type = "range";
+  el.min = "0";
+  el.max = "1";
+  el.step = "0.05";
+  el.value = String(value);
+  el.dataset.role = "opacity";
+  return el;
+}

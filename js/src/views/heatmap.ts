@@ -7,7 +7,7 @@
  */
 import { bytesOf, float32Of } from "../transport";
 import type { ArrayMessage } from "../types";
-import { labelled, select } from "./controls";
+import { labelled, opacitySlider, select } from "./controls";
 
 export interface HeatmapView {
   readonly el: HTMLElement;
@@ -34,13 +34,7 @@ export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | 
   const names = Object.keys(palettes);
   const cmap = select("cmap-select", names.map((n) => [n, n]));
   cmap.value = names.includes("bwr") ? "bwr" : (names[0] ?? "");
-  const opacity = document.createElement("input");
-  opacity.type = "range";
-  opacity.min = "0";
-  opacity.max = "1";
-  opacity.step = "0.05";
-  opacity.value = "0.85";
-  opacity.dataset.role = "opacity";
+  const opacity = opacitySlider(0.85);
   const norm = select("norm-select", [
     ["percentile", "99th percentile"],
     ["symmetric", "symmetric max"],
