@@ -219,7 +219,10 @@ def to_json(live: LiveExplanation, indent: int | None = 2) -> str:
 
 
 # --- import ---
-def _parse(config: str | dict) -> dict:
+def parse_config(config: str | dict) -> dict:
+    """``config`` (JSON text or a dict) checked for its format, version and known top-level
+    fields; the fields themselves are read by ``read_composite``, ``read_overrides`` and
+    ``read_canonizers``."""
     if isinstance(config, str):
         try:
             config = json.loads(config)
@@ -256,6 +259,15 @@ def _rule(entry: dict, field: str) -> Hook | None:
     except RuleParameterError as error:
         where = f"{field}.params" + (f".{error.param}" if error.param else "")
         raise ConfigError(where, str(error)) from None
+
+
+def read_canonizers(name: Any) -> str | None:
+    """Validate the ``canonizers`` field: None or the name of a registered canonizer set."""
+    if name is not None and name not in CANONIZERS:
+        raise ConfigError(
+            "canonizers", f"unknown canonizer set {name!r}; known: {list(CANONIZERS)}"
+        )
+    return name
 
 
 def read_composite(spec: Any) -> tuple[str, dict[str, Any]] | None:
@@ -319,7 +331,7 @@ def apply_config(live: LiveExplanation, config: str | dict) -> None:
     from ._live_editing import composite_defaults
     from .composites import get_composite
 
-    config = _parse(config)
+    config = parse_config(config)
     if config.get("canonizers") != canonizer_set_name(live.canonizers):
         raise ConfigError(
             "canonizers",
@@ -339,12 +351,8 @@ def live_from_config(model, inputs, config: str | dict, **kwargs: Any) -> LiveEx
     """A new live explanation of ``model`` on ``inputs`` configured by ``config``."""
     from .live import LiveExplanation
 
-    parsed = _parse(config)
-    canonizers = parsed.get("canonizers")
-    if canonizers is not None and canonizers not in CANONIZERS:
-        raise ConfigError(
-            "canonizers", f"unknown canonizer set {canonizers!r}; known: {list(CANONIZERS)}"
-        )
+    parsed = parse_config(config)
+    canonizers = read_canonizers(parsed.get("canonizers"))
     composite = read_composite(parsed.get("composite"))
     live = LiveExplanation(
         model,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 
 import torch
 import traitlets
 
-from lrp_core.composites import COMPOSITES
+from lrp_core.composites import COMPOSITES, get_composite
 
 
 class UnknownLayerError(ValueError, traitlets.TraitError):
@@ -23,15 +22,14 @@ def composite_key(name: str) -> str:
     Raises:
         ValueError: no composite is registered under that name; the message lists them.
     """
-    if name in COMPOSITES:
-        return name
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    if snake in COMPOSITES:
-        return snake
-    raise ValueError(
-        f"unknown composite {name!r}; choose one of {sorted(COMPOSITES)} "
-        "(or pass a Composite instance)"
-    )
+    try:
+        cls = get_composite(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown composite {name!r}; choose one of {sorted(COMPOSITES)} "
+            "(or pass a Composite instance)"
+        ) from None
+    return name if name in COMPOSITES else next(k for k, c in COMPOSITES.items() if c is cls)
 
 
 def check_layer_names(names: Iterable[str], known: frozenset[str], model_name: str) -> None:

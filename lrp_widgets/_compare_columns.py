@@ -22,10 +22,11 @@ from lrp_core.composites import COMPOSITES, get_composite
 from lrp_core.config import (
     CANONIZERS,
     ConfigError,
-    _parse,
     canonizer_set_name,
     composite_spec,
     encode_value,
+    parse_config,
+    read_canonizers,
     read_composite,
     read_overrides,
     to_json,
@@ -117,12 +118,8 @@ def _preset(name: str, value_range: tuple[float, float]) -> ColumnSpec:
 
 
 def _from_json(config: str | dict, value_range: tuple[float, float], fallback: str) -> ColumnSpec:
-    parsed = _parse(config)
-    canonizers = parsed.get("canonizers")
-    if canonizers is not None and canonizers not in CANONIZERS:
-        raise ConfigError(
-            "canonizers", f"unknown canonizer set {canonizers!r}; known: {sorted(CANONIZERS)}"
-        )
+    parsed = parse_config(config)
+    canonizers = read_canonizers(parsed.get("canonizers"))
     entry = parsed.get("composite")
     if isinstance(entry, dict) and entry.get("name") in COMPOSITES:
         params = entry.get("params", {})

@@ -23,8 +23,6 @@ Screenshots: ``test-artifacts/compare*.png``; with ``LRP_UPDATE_SCREENSHOTS=1`` 
 from __future__ import annotations
 
 import ast
-import os
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -38,12 +36,10 @@ from _compare_page import (
     wait_settled,
 )
 from _explorer_page import SLIDE_JS, rapid_slides
-from test_quickstart import CONTRAST_JS, set_theme
+from _lab_page import ARTIFACTS, CONTRAST_JS, publish, set_theme
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK = "compare_test.ipynb"
 ROWS = 3
 SETUP = """\
@@ -295,11 +291,7 @@ def test_compare_grid_in_jupyterlab(page, jupyter, lab_server):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "compare.png"
     compare.screenshot(path=str(shot))
-    assert shot.stat().st_size > 0
-    if os.environ.get("LRP_UPDATE_SCREENSHOTS") == "1":
-        docs = REPO / "docs" / "images"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, docs / "compare.png")
+    publish(shot)
 
     # Legible in JupyterLab's light and dark themes (WCAG contrast of names and dim labels).
     texts = [

@@ -8,25 +8,12 @@ repository unchanged.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from _compare_page import wait_settled as wait_compare_settled
 from _explorer_page import wait_settled as wait_explorer_settled
+from _lab_page import ARTIFACTS, publish
 from PIL import Image, ImageDraw, ImageFont
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-
-
-def publish(shot: Path) -> None:
-    """Copy ``shot`` to docs/images/ when LRP_UPDATE_SCREENSHOTS=1."""
-    assert shot.stat().st_size > 0
-    if os.environ.get("LRP_UPDATE_SCREENSHOTS") == "1":
-        docs = REPO / "docs" / "images"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, docs / shot.name)
 
 
 def screenshot_top(page, element, path: Path, max_height: int = 1100) -> None:

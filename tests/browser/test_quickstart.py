@@ -16,20 +16,16 @@ interaction test also writes ``docs/images/explorer.png`` (the README's picture)
 from __future__ import annotations
 
 import ast
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
 from _explorer_page import SLIDE_JS, pixels, rapid_slides, wait_pixels_change, wait_settled
+from _lab_page import ARTIFACTS, CONTRAST_JS, publish, set_theme
 
 from lrp_widgets.demo import build_model, demo_canonizers
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK = "01_quickstart.ipynb"
 DEMO_MODEL = build_model().eval()  # load_model()'s module tree, without reading the weights
 
@@ -214,11 +210,7 @@ def test_rules_parameters_colormap_and_errors(page, jupyter, lab_server):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "explorer.png"
     explorer.screenshot(path=str(shot))
-    assert shot.stat().st_size > 0
-    if os.environ.get("LRP_UPDATE_SCREENSHOTS") == "1":
-        docs = REPO / "docs" / "images"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, docs / "explorer.png")
+    publish(shot)
 
 
 def test_quickstart_explorer_in_notebook7(page, jupyter, notebook_server):
@@ -240,32 +232,6 @@ def test_quickstart_explorer_in_notebook7(page, jupyter, notebook_server):
 # WCAG contrast ratio of an element's text against the first opaque background behind it:
 # (L_light + 0.05) / (L_dark + 0.05), L the relative luminance of the sRGB colour; a text colour
 # with alpha is first blended over that background.
-CONTRAST_JS = """(el) => {
-    const parse = (text) => {  // "rgb(r, g, b)", "rgba(r, g, b, a)" or "color(srgb r g b / a)"
-        const v = text.match(/-?[\\d.]+(?:e-?\\d+)?/g).map(Number);
-        const scale = text.startsWith("color(") ? 255 : 1;
-        return [v[0] * scale, v[1] * scale, v[2] * scale, v[3] ?? 1];
-    };
-    let node = el;
-    let bg = parse(getComputedStyle(node).backgroundColor);
-    while (bg[3] < 1 && node.parentElement) {
-        node = node.parentElement;
-        bg = parse(getComputedStyle(node).backgroundColor);
-    }
-    const fg = parse(getComputedStyle(el).color);
-    const mixed = fg.slice(0, 3).map((v, i) => fg[3] * v + (1 - fg[3]) * bg[i]);
-    const lum = (c) => {
-        const [r, g, b] = c.map((v) => {
-            const s = v / 255;
-            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-        });
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    };
-    const [hi, lo] = [lum(mixed), lum(bg.slice(0, 3))].sort((a, b) => b - a);
-    return (hi + 0.05) / (lo + 0.05);
-}"""
-
-
 def test_explorer_is_legible_in_both_themes(page, jupyter, lab_server):
     page.goto(f"{lab_server.url}/lab/tree/{NOTEBOOK}")
     jupyter.wait_for_notebook()
@@ -296,11 +262,3 @@ def test_explorer_is_legible_in_both_themes(page, jupyter, lab_server):
         explorer.screenshot(path=str(ARTIFACTS / "explorer-dark.png"))
     finally:  # the theme is a server-side setting: leave it as other tests expect it
         set_theme(page, "JupyterLab Light", light=True)
-
-
-def set_theme(page, theme: str, light: bool) -> None:
-    """Pick ``theme`` in Settings → Theme and wait until JupyterLab reports it."""
-    page.locator(".lm-MenuBar-itemLabel").get_by_text("Settings", exact=True).click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
-    page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
-    page.wait_for_selector(f"body[data-jp-theme-light='{str(light).lower()}']", state="attached")

@@ -6,7 +6,7 @@
  * Everything here is drawn in the page; nothing asks the kernel.
  */
 import { bytesOf } from "../transport";
-import { colorPosition } from "./normalize";
+import { colorPosition } from "../scale";
 import { curvePlot } from "./curve";
 import { formatScore } from "./scores";
 

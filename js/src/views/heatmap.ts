@@ -5,6 +5,7 @@
  * reduction and smooth/pixelated display are applied here, without the kernel. Hovering shows
  * the value.
  */
+import { colorPosition, scaleOf } from "../scale";
 import { bytesOf, float32Of } from "../transport";
 import type { ArrayMessage } from "../types";
 import { labelled, opacitySlider, select } from "./controls";
@@ -96,14 +97,8 @@ export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | 
 
   const computeBound = (): void => {
     if (!map) return;
-    const magnitudes = Float32Array.from(map, Math.abs);
-    if (norm.value === "percentile") {
-      magnitudes.sort();
-      bound = magnitudes[Math.floor(0.99 * (magnitudes.length - 1))] ?? 0;
-    } else {
-      bound = magnitudes.reduce((a, b) => (b > a ? b : a), 0);
-    }
-    if (!(bound > 0) || !Number.isFinite(bound)) bound = 1;
+    bound = scaleOf([map], norm.value === "percentile" ? "percentile" : "max");
+    if (!(bound > 0)) bound = 1;
   };
 
   const draw = (): void => {
@@ -120,8 +115,7 @@ export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | 
     const image = images && images.shape[1] === height && images.shape[2] === width ? bytesOf(images.data) : null;
     const imageBase = sample * width * height * 3;
     for (let i = 0; i < width * height; i++) {
-      const t = Math.min(1, Math.max(0, ((map[i] ?? 0) / bound + 1) / 2));
-      const k = Math.floor(t * 255) * 3;
+      const k = Math.floor(colorPosition(map[i] ?? 0, bound) * 255) * 3;
       for (let ch = 0; ch < 3; ch++) {
         const under = image ? (image[imageBase + i * 3 + ch] ?? 0) : 255;
         out[i * 4 + ch] = (1 - alpha) * under + alpha * (palette[k + ch] ?? 0);
