@@ -45,6 +45,12 @@ def read(path) -> dict:
     return arrays
 
 
+def json_config(*overrides: dict) -> dict:
+    """A configuration in the lrp_core.config format: no composite, only ``overrides``."""
+    return {"format": "lrp_core.live", "version": 1, "composite": None, "canonizers": None,
+            "overrides": list(overrides)}  # fmt: skip
+
+
 def run(tmp_path, configs="EpsilonPlusFlat", **kwargs):
     kwargs.setdefault("batch_size", 4)
     kwargs.setdefault("progress", False)
@@ -122,10 +128,11 @@ def test_lrp_epsilon_conserves_relevance_on_a_bias_free_network(tmp_path):
     # theory: with no biases, a tiny epsilon and relevance passed through the ReLUs, the input
     # relevance sums to the seed (1)
     model = fixtures.relu_net(bias=False, seed=3)
-    config = {"format": "lrp_core.live", "version": 1, "composite": None, "canonizers": None,
-              "overrides": [{"type": "Linear", "rule": "Epsilon", "params": {"epsilon": 1e-9}},
-                            {"type": "Conv2d", "rule": "Epsilon", "params": {"epsilon": 1e-9}},
-                            {"type": "ReLU", "rule": "Pass"}]}  # fmt: skip
+    config = json_config(
+        {"type": "Linear", "rule": "Epsilon", "params": {"epsilon": 1e-9}},
+        {"type": "Conv2d", "rule": "Epsilon", "params": {"epsilon": 1e-9}},
+        {"type": "ReLU", "rule": "Pass"},
+    )
     store = run(tmp_path, {"eps": config}, model=model, scores=["conservation_error"])
     stored = read(store.files["eps"])
     # ... where the explained logit is not 0 (all ReLUs dead leaves nothing to distribute)
@@ -143,8 +150,7 @@ class ExplorerLike:
 
 
 def test_every_kind_of_configuration(tmp_path):
-    override = {"format": "lrp_core.live", "version": 1, "composite": None, "canonizers": None,
-                "overrides": [{"name": "0", "rule": "Epsilon", "params": {"epsilon": 0.5}}]}  # fmt: skip
+    override = json_config({"name": "0", "rule": "Epsilon", "params": {"epsilon": 0.5}})
     box = EpsilonGammaBox(low=-3.0, high=3.0)
     store = run(
         tmp_path,
