@@ -74,6 +74,8 @@ def prepare_parts(parts: Path, manifest: dict[str, Any], overwrite: bool) -> Non
         except (OSError, json.JSONDecodeError):
             found = None  # killed while writing it: no shard was written after it
     if found == manifest:
+        for stale in parts.glob(".tmp-*"):  # shards of a killed run, never renamed into place
+            stale.unlink()
         return
     if found is not None and not overwrite:
         raise StoreMismatchError(

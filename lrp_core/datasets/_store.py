@@ -99,7 +99,9 @@ def merge_shards(
     a killed merge leaves the shards for the next call.
     """
     h5py = _h5py()
-    temporary = path.with_name(f".tmp-{uuid.uuid4().hex}{SUFFIX}")
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed merge
+        stale.unlink()
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     try:
