@@ -31,6 +31,7 @@ import pathlib, sys, time
 import lrp_core.datasets._store as store_module
 from lrp_core.datasets import attribute_dataset
 from tests.lrp_core.datasets import fixtures
+from tests.lrp_core.datasets.test_resume_after_kill import CONFIGS, SCORES
 
 store, marker, phase = sys.argv[1:4]
 
@@ -48,10 +49,10 @@ if phase == "merge":
         return read_shard(parts, batch)
     store_module.read_shard = slow_read_shard
 
-attribute_dataset(fixtures.model(), fixtures.data(), %r, store, batch_size=4, scores=%r,
+attribute_dataset(fixtures.model(), fixtures.data(), CONFIGS, store, batch_size=4, scores=SCORES,
                   progress=progress)
 raise SystemExit("the child finished before it was killed")
-""" % (CONFIGS, SCORES)
+"""
 
 
 def call(store: Path, progress=False):
