@@ -13,27 +13,30 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
-from lrp_core._live_editing import composite_defaults, reports_fallback
-from lrp_core.assignment import RuleAssignment
 from lrp_core.composites import COMPOSITES, get_composite
-from lrp_core.config import (
+from lrp_core.core import Composite
+from lrp_core.live import (
     CANONIZERS,
+    GRADIENT,
     ConfigError,
+    LiveExplanation,
+    RuleAssignment,
     canonizer_set_name,
+    composite_defaults,
     composite_spec,
     encode_value,
+    make_rule,
     parse_config,
     read_canonizers,
     read_composite,
     read_overrides,
+    reports_fallback,
+    rule_name,
+    rule_params,
     to_json,
 )
-from lrp_core.core import Composite
-from lrp_core.live import LiveExplanation
-from lrp_core.rule_registry import GRADIENT, make_rule, rule_name, rule_params
 from lrp_widgets._checks import composite_key
 
 #: constructor keywords of composites that are not editable parameters
@@ -155,9 +158,7 @@ def read_config(config: Any, value_range: tuple[float, float]) -> ColumnSpec:
         return _from_json(config, value_range, "")
     if isinstance(config, Composite) or callable(getattr(config, "module_map", None)):
         try:
-            key, params = composite_spec(
-                SimpleNamespace(composite=config, composite_name=None, composite_params={})
-            )
+            key, params = composite_spec(config)
         except (ConfigError, TypeError, ValueError):  # custom: usable, parameters not editable
             key, params = None, {}
         name = type(config).__name__

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lrp_core.assignment import RuleAssignment
 from lrp_core.evaluation import Cancelled, EvaluationInputError
+from lrp_core.live import RuleAssignment
 from lrp_widgets._compare_scores import ScoreOptions, faithfulness, sensitivity
 
 if TYPE_CHECKING:

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 
 from lrp_core.cmap import CMAPS
-from lrp_core.live import LiveResult
-from lrp_core.records import OUTSIDE_MODULES
-from lrp_core.rule_registry import GRADIENT, RULES, parameter_names
+from lrp_core.live import GRADIENT, OUTSIDE_MODULES, RULES, LiveResult, parameter_names
 
 
 def encode_array(array: np.ndarray | torch.Tensor) -> dict[str, Any]:

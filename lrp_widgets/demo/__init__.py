@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrp_core.config import register_canonizers
+from lrp_core.live import register_canonizers
 
 from .canonizers import demo_canonizers
 from .data import IMAGE_SIZE, SHAPES, generate

@@ -11,13 +11,13 @@ import pytest
 from torch import nn
 
 from lrp_core import rules
-from lrp_core.assignment import (
+from lrp_core.composites import EpsilonPlus
+from lrp_core.live import (
     AssignmentError,
     RuleAssignment,
     RuleNotApplicableError,
     check_applicable,
 )
-from lrp_core.composites import EpsilonPlus
 
 
 def make_model() -> nn.Module:

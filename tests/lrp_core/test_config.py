@@ -18,10 +18,16 @@ from torch import nn
 from lrp_core import rules
 from lrp_core.attribution import Gradient
 from lrp_core.composites import COMPOSITES, EpsilonGammaBox, EpsilonPlus
-from lrp_core.config import ConfigError, live_from_config, to_config
 from lrp_core.core import Stabilizer
-from lrp_core.live import LiveExplanation
-from lrp_core.rule_registry import RULES, register_rule, unregister_rule
+from lrp_core.live import (
+    RULES,
+    ConfigError,
+    LiveExplanation,
+    live_from_config,
+    register_rule,
+    to_config,
+    unregister_rule,
+)
 
 from .live_models import batch, one_hot, relu_net
 
@@ -226,8 +232,8 @@ def test_snippet_builds_the_same_composite():
         x,
         "epsilon_gamma_box",
         composite_params={"low": -4.0, "high": 4.0, "gamma": 0.5},
-        canonizers=__import__("lrp_core.config")
-        .config.CANONIZERS["sequential_merge_batch_norm"]
+        canonizers=__import__("lrp_core.live")
+        .live.CANONIZERS["sequential_merge_batch_norm"]
         .factory(),
     )
     live.set_params("0", stabilizer=1e-3)

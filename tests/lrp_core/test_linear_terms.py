@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from lrp_core import rules
-from lrp_core._hook_function import ModuleCall
-from lrp_core._linear_terms import LinearTerms, applies
+from lrp_core._engine import ModuleCall
 from lrp_core.attribution import Gradient
 from lrp_core.composites import NameMapComposite
 from lrp_core.live import LiveExplanation
+from lrp_core.live.linear_terms import LinearTerms, applies
 
 SIGNED_SUM_RULES = [
     rules.Epsilon(0.01),

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from lrp_core import rules
-from lrp_core.assignment import RuleNotApplicableError
 from lrp_core.attribution import Gradient
 from lrp_core.composites import (
     COMPOSITES,
@@ -32,9 +31,10 @@ from lrp_core.live import (
     LiveExplanation,
     LiveInputError,
     RuleFailedError,
+    RuleNotApplicableError,
+    TargetError,
     TrainingModeWarning,
 )
-from lrp_core.targets import TargetError
 
 from .live_models import ForwardCounter, batch, no_hooks_left, one_hot, relu_net
 

@@ -16,8 +16,7 @@ import torch
 
 from lrp_core.composites import EpsilonPlus, EpsilonPlusFlat
 from lrp_core.core import BasicHook
-from lrp_core.live import LiveExplanation
-from lrp_core.records import LayerRecord, conservation_report
+from lrp_core.live import LayerRecord, LiveExplanation, conservation_report
 
 from .live_models import batch, relu_net
 
@@ -134,8 +133,8 @@ def test_relevance_copied_by_an_addition_outside_modules_is_reported():
     # every module conserves (bias-free Epsilon), but the residual '+' hands its full relevance
     # to both branches: the input receives 2x the seed, so 'unaccounted' = +1 per unit seed,
     # relative to max(|seed total|, |input total|) = 2: 0.5
+    from lrp_core.live import OUTSIDE_MODULES
     from lrp_core.map_composites import LayerMapComposite
-    from lrp_core.records import OUTSIDE_MODULES
     from lrp_core.rules import Epsilon
 
     composite = LayerMapComposite([(torch.nn.Linear, Epsilon(epsilon=1e-12))])

@@ -23,7 +23,7 @@ from lrp_core.composites import (
     EpsilonPlus,
     EpsilonPlusFlat,
 )
-from lrp_core.config import ConfigError
+from lrp_core.live import ConfigError
 from lrp_widgets import Compare, Explorer
 from lrp_widgets._compare_columns import ColumnError
 

@@ -120,7 +120,7 @@ def _static_buffers(widget):
 
 
 def test_catalog_lists_every_rule_with_defaults(inputs: torch.Tensor):
-    from lrp_core.rule_registry import RULES, register_rule, unregister_rule
+    from lrp_core.live import RULES, register_rule, unregister_rule
     from lrp_core.rules import Epsilon
 
     class Halved(Epsilon):

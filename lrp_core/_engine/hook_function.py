@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from .gradients import second_order_gradient
+
 if TYPE_CHECKING:
-    from .core import Hook
+    from ..core import Hook
 
 _PENDING_ATTR = "_lrp_core_pending"
 _state = threading.local()
@@ -265,8 +267,6 @@ class _HookFunction(torch.autograd.Function):
         if call.graph_built:
             # differentiating a relevance graph built with create_graph=True: the path from the
             # relevance back to the input goes through this node and needs the true Jacobian
-            from ._relevance import second_order_gradient
-
             return (None, *second_order_gradient(call, tuple(grad_outputs)))
         grads = call.hook._relevance(call, tuple(grad_outputs))
         if torch.is_grad_enabled():

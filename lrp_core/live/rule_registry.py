@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from . import rules
-from .core import Hook
+from .. import rules
+from ..core import Hook
 
 #: name of the plain gradient (the absence of a rule)
 GRADIENT = "Gradient"

@@ -11,22 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .assignment import EffectiveRule, RuleAssignment, check_applicable
-from .core import Composite, Hook
+from ..core import Composite, Hook
+from . import config as config_format
+from . import snippet
+from .assignment import (
+    EffectiveRule,
+    RuleAssignment,
+    check_applicable,
+    composite_defaults,
+    reports_fallback,
+)
+from .describe import describe_model
 from .rule_registry import make_rule
-
-
-def reports_fallback(composite: Composite | None) -> bool:
-    """Whether modules this composite leaves without a rule are fallbacks worth a warning."""
-    return bool(getattr(composite, "report_fallback", False))
-
-
-def composite_defaults(composite: Composite | None, model) -> dict[str, Hook | None]:
-    """The composite's rule template for every named module of ``model`` (None: no rule)."""
-    if composite is None:
-        return {}
-    ctx: dict = {}
-    return {name: composite.module_map(ctx, name, m) for name, m in model.named_modules()}
 
 
 class AssignmentEditing:
@@ -120,31 +116,36 @@ class AssignmentEditing:
         return self.assignment.effective(name)
 
     def describe(self) -> dict:
-        """JSON-serialisable tree of the model's modules (see ``lrp_core.describe``)."""
-        from .describe import describe_model
-
+        """JSON-serialisable tree of the model's modules (see ``lrp_core.live.describe``)."""
         return describe_model(self.model, self.assignment, self.shapes)
 
-    def to_json(self) -> str:
-        """The assignment as JSON (see ``lrp_core.config``)."""
-        from .config import to_json
+    def _composite_spec(self) -> tuple[str, dict[str, Any]] | None:
+        return config_format.composite_spec(
+            self.composite, self.composite_name, self.composite_params
+        )
 
-        return to_json(self)
+    def to_json(self) -> str:
+        """The assignment as JSON (see ``lrp_core.live.config``)."""
+        return config_format.to_json(self)
 
     def apply_config(self, config: str | dict) -> None:
-        """Replace composite and overrides from JSON (validated first; see ``lrp_core.config``)."""
-        from .config import apply_config
-
-        apply_config(self, config)
+        """Replace composite and overrides from JSON (validated first; see
+        ``lrp_core.live.config``). On any error the assignment stays as it was."""
+        change = config_format.read_config(config, self.assignment, self.model, self.canonizers)
+        self._change(lambda: self.assignment.replace(change.defaults, change.overrides))
+        self.composite = change.composite
+        self.composite_name, self.composite_params = (
+            (None, {}) if change.spec is None else change.spec
+        )
 
     def to_code(self) -> str:
-        """Python source building an equivalent composite (see ``lrp_core.snippet``)."""
-        from .snippet import to_code
-
-        return to_code(self)
+        """Python source building an equivalent composite (see ``lrp_core.live.snippet``)."""
+        spec = self._composite_spec()
+        canonizers = config_format.canonizer_set_name(self.canonizers)
+        return snippet.to_code(self.assignment, spec, canonizers)
 
     def to_composite(self) -> Composite:
         """An equivalent composite for scripts (use on another model copy or after close)."""
-        from .snippet import to_composite
-
-        return to_composite(self)
+        spec = self._composite_spec()
+        canonizers = config_format.canonizer_set_name(self.canonizers)
+        return snippet.to_composite(self.assignment, spec, canonizers)

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core import RemovableHandleList
+from ..core import RemovableHandleList
+from ..map_composites import PlainGradientFallbackWarning
 
 
 class LiveInputError(ValueError):
@@ -26,8 +27,6 @@ class TrainingModeWarning(UserWarning):
 
 def warn_fallbacks(owner: str, names: list[str]) -> None:
     """One ``PlainGradientFallbackWarning`` listing the modules that keep the plain gradient."""
-    from .map_composites import PlainGradientFallbackWarning
-
     warnings.warn(
         f"{owner}: no rule matched {len(names)} module(s), which keep the plain gradient: "
         f"{', '.join(names)}; assign them a rule if their relevance matters",

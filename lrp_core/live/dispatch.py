@@ -26,18 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import rules
-from ._hook_function import ModuleCall
-from ._linear_terms import LinearTerms, applies
-from ._relevance import (
+from .. import rules
+from .._engine import (
     GradientMap,
+    ModuleCall,
     basic_relevance,
     map_relevance,
     modified_forwards,
     true_gradient,
 )
-from .core import BasicHook, Hook
-from .rules import Gamma
+from ..core import BasicHook, Hook
+from ..rules import Gamma
+from .linear_terms import LinearTerms, applies
 
 if TYPE_CHECKING:
     from collections.abc import Callable

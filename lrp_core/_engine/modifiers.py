@@ -130,11 +130,11 @@ def expand(
         ) from None
 
 
-def _param_identity(param: torch.Tensor, name: str) -> torch.Tensor:
+def param_identity(param: torch.Tensor, name: str) -> torch.Tensor:
     return param
 
 
-def _zero_params_list(zero_params: Any) -> list[str]:
+def zero_params_list(zero_params: Any) -> list[str]:
     if zero_params is None:
         return []
     if isinstance(zero_params, str):
@@ -163,14 +163,14 @@ class ParamMod:
         if not callable(modifier):
             raise ValueError(f"modifier must be callable, got {modifier!r}")
         self.modifier = modifier
-        self.param_keys = None if param_keys is None else _zero_params_list(param_keys)
-        self.zero_params = _zero_params_list(zero_params)
+        self.param_keys = None if param_keys is None else zero_params_list(param_keys)
+        self.zero_params = zero_params_list(zero_params)
         self.require_params = bool(require_params)
 
     @property
     def is_identity(self) -> bool:
         """Whether this modifier provably leaves every parameter unchanged."""
-        return self.modifier is _param_identity and not self.zero_params
+        return self.modifier is param_identity and not self.zero_params
 
     @classmethod
     def ensure(cls, obj: Any) -> ParamMod:
@@ -271,4 +271,4 @@ class NoMod(ParamMod):
     """Parameters unchanged (only ``zero_params`` are zeroed)."""
 
     def __init__(self, **kwargs: Any):
-        super().__init__(_param_identity, **kwargs)
+        super().__init__(param_identity, **kwargs)

@@ -1,4 +1,4 @@
-"""Backward computations of hooks: the true local gradient and the BasicHook relevance formula.
+"""Backward computation of ``BasicHook``: the relevance formula.
 
 For ``BasicHook`` with K modifier triples (see ``lrp_core.core.BasicHook``)::
 
@@ -16,15 +16,18 @@ Exact shortcuts (never used while building a graph for higher-order gradients):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 
-from ._chunks import output_chunks, output_slice, sliced
-from ._hook_function import ModuleCall
+from .chunks import output_chunks, output_slice, sliced
+from .hook_function import ModuleCall
+from .modifiers import ParamMod
 
 if TYPE_CHECKING:
-    from .core import BasicHook, ParamMod
+    from ..core import BasicHook
 
 LINEAR_TYPES = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
 
@@ -43,60 +46,9 @@ def _chunks_for(hook: BasicHook, call: ModuleCall) -> list | None:
     return output_chunks(call.module, x.numel() * x.element_size())
 
 
-def _zeros(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+def broadcast_zeros(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
     # a broadcast zero costs no memory
     return torch.zeros((), dtype=like.dtype, device=like.device).expand(shape)
-
-
-def true_gradient(call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]) -> tuple:
-    """Gradient of the module's outputs with respect to its hooked inputs, given ``grad_outputs``.
-
-    Uses the local graph of the forward; while building a higher-order graph (grad mode on in the
-    backward pass) it re-runs the module on the original inputs so the result stays connected.
-    """
-    create_graph = torch.is_grad_enabled()
-    if create_graph:
-        inputs = list(call.originals)
-        outputs = call.rerun(inputs)
-    else:
-        inputs, outputs = call.leaves, call.outputs
-    pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if o.requires_grad]
-    if not pairs:
-        return tuple(torch.zeros_like(x) for x in inputs)
-    grads = torch.autograd.grad(
-        [o for o, _ in pairs],
-        inputs,
-        [g for _, g in pairs],
-        retain_graph=True,
-        create_graph=create_graph,
-        allow_unused=True,
-    )
-    return tuple(
-        torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)
-    )
-
-
-def second_order_gradient(call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]) -> tuple:
-    """True VJP of the call's module, used when a relevance graph is differentiated.
-
-    Hooks that keep no input (``Pass``, ``ReLUDeconvNet``) pass the gradient on unchanged.
-    """
-    if call.inputs is None:
-        return grad_outputs
-    if torch.is_grad_enabled() or call.leaves is None:
-        leaves = [x.detach().requires_grad_() for x in call.inputs]
-        with torch.enable_grad():
-            outputs = call.rerun(leaves)
-        pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if o.requires_grad]
-        if not pairs:
-            return tuple(torch.zeros_like(x) for x in call.inputs)
-        grads = torch.autograd.grad(
-            [o for o, _ in pairs], leaves, [g for _, g in pairs], allow_unused=True
-        )
-        return tuple(
-            torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=False)
-        )
-    return true_gradient(call, grad_outputs)
 
 
 def vanishes_for_zero_input(module: torch.nn.Module, param_mod: ParamMod) -> bool:
@@ -106,7 +58,7 @@ def vanishes_for_zero_input(module: torch.nn.Module, param_mod: ParamMod) -> boo
     return getattr(module, "bias", None) is None or "bias" in param_mod.zero_params
 
 
-def _term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: list) -> bool:
+def term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: list) -> bool:
     """Whether term k contributes nothing: f(0; θ'_k) = 0, its modified inputs are all zero and
     the reducer weights its contribution by them."""
     return (
@@ -128,7 +80,7 @@ def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_
     param_mod = hook.param_modifiers[k]
     with torch.set_grad_enabled(create_graph):
         inputs = [hook.input_modifiers[k](x) for x in base]
-    if not create_graph and _term_vanishes(hook, call.module, k, inputs):
+    if not create_graph and term_vanishes(hook, call.module, k, inputs):
         return inputs, None, False
     if not create_graph:
         inputs = [x.detach().requires_grad_() for x in inputs]
@@ -183,95 +135,164 @@ def basic_relevance(
 ) -> tuple:
     """The BasicHook formula for one module call; one relevance tensor per hooked input.
 
-    Hook points for callers that reuse work across backward passes (``lrp_core._live_dispatch``):
-    ``terms`` are precomputed ``modified_forwards`` (their list is not changed; supplying them
-    means a first-order computation), ``gradient_map(j, R_j, outputs)`` replaces
-    ``map_relevance``, ``retain`` keeps the terms' graphs for later VJPs and ``skip_zero`` skips
-    the VJP of an all-zero vector (its result is exactly zero).
+    Chooses the strategy (output-channel slices when they apply, else whole terms), maps the
+    incoming gradients to one vector per term (``mapped_gradients``), runs the VJP of each term
+    (``term_vjp``) and reduces: a signed sum (``signed_sum``) where the hook's reducer is one,
+    else the reducer itself (``reduced``).
+
+    Parameters
+    ----------
+    hook : BasicHook
+        The rule.
+    call : ModuleCall
+        The recorded module call.
+    grad_outputs : tuple of torch.Tensor
+        The relevance arriving at the module's outputs.
+    terms : list, optional
+        Precomputed ``modified_forwards`` for callers that reuse work across backward passes
+        (``lrp_core.live``); their list is not changed, and supplying them means a first-order
+        computation.
+    gradient_map : callable, optional
+        ``gradient_map(j, R_j, outputs)`` replacing ``map_relevance``.
+    retain : bool
+        Keep the terms' graphs for later VJPs.
+    skip_zero : bool
+        Skip the VJP of an all-zero vector (its result is exactly zero).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        The relevance of each hooked input.
     """
     create_graph = terms is None and torch.is_grad_enabled()
     call.check_inputs_unchanged()
     if terms is None:
-        if not create_graph:
-            chunks = _chunks_for(hook, call)
-            if chunks is not None:
-                return (chunked_relevance(hook, call, grad_outputs[0], chunks),)
+        chunks = None if create_graph else _chunks_for(hook, call)
+        if chunks is not None:
+            return (chunked_relevance(hook, call, grad_outputs[0], chunks),)
         terms = modified_forwards(hook, call, create_graph)
     else:
         terms = list(terms)  # entries are dropped from this list as they are used
-    base = list(call.originals) if create_graph else list(call.inputs)
-    n_terms = len(terms)
     if gradient_map is None:
+        gradient_map = partial(_hook_gradient_map, hook)
+    gammas = mapped_gradients(call, terms, grad_outputs, gradient_map, create_graph)
+    options = VJPOptions(create_graph, retain, skip_zero and len(terms) > 1)
+    base = list(call.originals) if create_graph else list(call.inputs)
+    if create_graph or hook._term_signs is None:
+        return reduced(hook, base, terms, gammas, options)
+    # memory the VJP results must not be written into (a VJP may return its vector itself)
+    shared = pointers((*grad_outputs, *(g for row in gammas for g in row)))
+    return signed_sum(base, terms, gammas, hook._term_signs, shared, options)
 
-        def gradient_map(j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
-            return map_relevance(hook, grad, outputs)
 
-    gammas: list[list] = [[None] * len(grad_outputs) for _ in range(n_terms)]
+def _hook_gradient_map(hook: BasicHook, j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
+    return map_relevance(hook, grad, outputs)
+
+
+def mapped_gradients(
+    call: ModuleCall,
+    terms: list,
+    grad_outputs: tuple[torch.Tensor, ...],
+    gradient_map: GradientMap,
+    create_graph: bool,
+) -> list[list]:
+    """γ[k][j]: the vector of term k for output j, from the relevance R_j at that output."""
+    gammas: list[list] = [[None] * len(grad_outputs) for _ in terms]
     with torch.set_grad_enabled(create_graph):
         for j, grad in enumerate(grad_outputs):
             outs = tuple(
-                _zeros(call.output_shapes[j], grad)
+                broadcast_zeros(call.output_shapes[j], grad)
                 if ys is None
                 else (ys[j] if create_graph else ys[j].detach())
                 for _, ys, _ in terms
             )
             for k, gamma in enumerate(gradient_map(j, grad, outs)):
                 gammas[k][j] = gamma
-    # memory the VJP results must not be written into (a VJP may return its vector itself)
-    shared = _pointers((*grad_outputs, *(g for row in gammas for g in row)))
+    return gammas
 
-    signs = None if create_graph else hook._term_signs
+
+@dataclass(frozen=True)
+class VJPOptions:
+    """How the VJPs of one relevance computation run."""
+
+    create_graph: bool  #: build a graph for higher-order gradients
+    retain: bool  #: keep every term's graph for later VJPs
+    skip_zero: bool  #: skip the VJP of an all-zero vector
+
+
+def term_vjp(
+    terms: list, gammas: list[list], k: int, options: VJPOptions, skip: bool = False
+) -> tuple[list, list | None]:
+    """(x_k, v_k) of term k, v_k = (∂y_k/∂x_k)ᵀ γ_k, or v_k None when no output takes a vector.
+
+    Drops term k's entry from ``terms`` and ``gammas``, so its graph is freed right after its VJP
+    (unless retained). ``skip`` skips the VJP (a term the reduction does not need).
+    """
+    inputs, outputs, reused = terms[k]
+    terms[k] = None
+    pairs = []
+    if outputs is not None and not skip:
+        pairs = [
+            (y, g)
+            for y, g in zip(outputs, gammas[k], strict=True)
+            if g is not None and y.requires_grad and not (options.skip_zero and not nonzero(g))
+        ]
+    gammas[k] = outputs = None
+    grads = None
+    if pairs:
+        grads = torch.autograd.grad(
+            [y for y, _ in pairs],
+            inputs,
+            [g for _, g in pairs],
+            retain_graph=options.retain or reused or options.create_graph,
+            create_graph=options.create_graph,
+            allow_unused=True,
+        )
+        del pairs
+        grads = [
+            torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=False)
+        ]
+    if not options.create_graph:
+        inputs = [x.detach() for x in inputs]
+    return inputs, grads
+
+
+def signed_sum(
+    base: list,
+    terms: list,
+    gammas: list[list],
+    signs: tuple,
+    shared: set[int],
+    options: VJPOptions,
+) -> tuple:
+    """R_in = Σ_k s_k x_k ⊙ v_k, accumulated in place term by term (first order only)."""
     sums: list = [None] * len(base)
-    term_inputs, term_grads = [], []
-    for k, (inputs, outputs, reused) in enumerate(terms):
-        terms[k] = None  # free the term's graph right after its VJP (unless retained)
-        pairs = []
-        if outputs is not None and (signs is None or signs[k] != 0):
-            pairs = [
-                (y, g)
-                for y, g in zip(outputs, gammas[k], strict=True)
-                if g is not None
-                and y.requires_grad
-                and not (skip_zero and n_terms > 1 and not nonzero(g))
-            ]
-        gammas[k] = outputs = None
-        if pairs:
-            grads = torch.autograd.grad(
-                [y for y, _ in pairs],
-                inputs,
-                [g for _, g in pairs],
-                retain_graph=retain or reused or create_graph,
-                create_graph=create_graph,
-                allow_unused=True,
-            )
-            del pairs
-            grads = [
-                torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=False)
-            ]
-        elif signs is not None:
+    for k in range(len(terms)):
+        inputs, grads = term_vjp(terms, gammas, k, options, skip=signs[k] == 0)
+        if grads is None:
             continue  # a vanished term adds nothing to the signed sum
-        else:
-            grads = [_zeros(x.shape, x) for x in inputs]
-        if not create_graph:
-            inputs = [x.detach() for x in inputs]
-        if signs is None:
-            term_inputs.append(inputs)
-            term_grads.append(grads)
-            continue
         for i, (x, v) in enumerate(zip(inputs, grads, strict=False)):
-            product = v.mul_(x) if _owned(v, shared) else x * v
+            product = v.mul_(x) if owned(v, shared) else x * v
             if sums[i] is None:
                 sums[i] = product if signs[k] > 0 else product.neg_()
             else:
                 sums[i].add_(product, alpha=signs[k])
         del grads, inputs
+    return tuple(
+        torch.zeros_like(x) if total is None else total for x, total in zip(base, sums, strict=False)
+    )
 
-    if signs is not None:
-        return tuple(
-            torch.zeros_like(x) if total is None else total
-            for x, total in zip(base, sums, strict=False)
-        )
-    with torch.set_grad_enabled(create_graph):
+
+def reduced(
+    hook: BasicHook, base: list, terms: list, gammas: list[list], options: VJPOptions
+) -> tuple:
+    """R_in = reducer((x_1..x_K), (v_1..v_K)) for each hooked input."""
+    term_inputs, term_grads = [], []
+    for k in range(len(terms)):
+        inputs, grads = term_vjp(terms, gammas, k, options)
+        term_inputs.append(inputs)
+        term_grads.append([broadcast_zeros(x.shape, x) for x in inputs] if grads is None else grads)
+    with torch.set_grad_enabled(options.create_graph):
         return tuple(
             hook.reducer(
                 tuple(inputs[i] for inputs in term_inputs), tuple(grads[i] for grads in term_grads)
@@ -290,16 +311,18 @@ def chunked_relevance(
     module, (x,) = call.module, call.inputs
     n_terms = len(hook.input_modifiers)
     inputs = [modify(x) for modify in hook.input_modifiers]
-    vanished = [_term_vanishes(hook, module, k, [inputs[k]]) for k in range(n_terms)]
+    vanished = [term_vanishes(hook, module, k, [inputs[k]]) for k in range(n_terms)]
     total = None
     for chunk in chunks:
         leaves, outputs = [], []
         with torch.enable_grad():
             for k in range(n_terms):
                 if vanished[k]:
-                    shape = output_slice(_zeros(call.output_shapes[0], x), module, chunk).shape
+                    shape = output_slice(
+                        broadcast_zeros(call.output_shapes[0], x), module, chunk
+                    ).shape
                     leaves.append(None)
-                    outputs.append(_zeros(shape, x))
+                    outputs.append(broadcast_zeros(shape, x))
                     continue
                 leaf = inputs[k].detach().requires_grad_()
                 with sliced(module, chunk), hook.param_modifiers[k](module):
@@ -310,13 +333,13 @@ def chunked_relevance(
             gammas = map_relevance(
                 hook, output_slice(grad_output, module, chunk), tuple(o.detach() for o in outputs)
             )
-        shared = _pointers((grad_output, *gammas))
+        shared = pointers((grad_output, *gammas))
         for k in range(n_terms):
             sign = hook._term_signs[k]
             if sign == 0 or leaves[k] is None or gammas[k] is None:
                 continue
             (v,) = torch.autograd.grad(outputs[k], leaves[k], gammas[k])
-            product = v.mul_(inputs[k]) if _owned(v, shared) else v * inputs[k]
+            product = v.mul_(inputs[k]) if owned(v, shared) else v * inputs[k]
             if total is None:
                 total = product if sign > 0 else product.neg_()
             else:
@@ -325,12 +348,12 @@ def chunked_relevance(
     return torch.zeros_like(x) if total is None else total
 
 
-def _pointers(tensors: tuple) -> set[int]:
+def pointers(tensors: tuple) -> set[int]:
     """Storage addresses of ``tensors`` (None entries skipped)."""
     return {t.untyped_storage().data_ptr() for t in tensors if t is not None}
 
 
-def _owned(tensor: torch.Tensor, shared: set[int]) -> bool:
+def owned(tensor: torch.Tensor, shared: set[int]) -> bool:
     """Whether ``tensor`` may change in place: it shares no memory with the ``shared`` storages
     (the incoming gradients and the VJP vectors)."""
     if not tensor.is_contiguous():  # e.g. a broadcast gradient: elements share memory

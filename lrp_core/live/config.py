@@ -20,14 +20,17 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
-from .assignment import AssignmentError, Override, RuleAssignment
-from .core import Hook, Stabilizer
+from ..canonizers import SequentialMergeBatchNorm
+from ..composites import COMPOSITES, get_composite
+from ..core import Composite, Hook, Stabilizer
+from .assignment import AssignmentError, Override, RuleAssignment, composite_defaults
 from .rule_registry import (
     RULES,
     RuleParameterError,
@@ -36,9 +39,6 @@ from .rule_registry import (
     rule_name,
     rule_params,
 )
-
-if TYPE_CHECKING:
-    from .live import LiveExplanation
 
 FORMAT = "lrp_core.live"
 VERSION = 1
@@ -74,8 +74,6 @@ def register_canonizers(name: str, factory: Callable[[], list]) -> None:
 
 
 def _sequential_merge_batch_norm() -> list:
-    from .canonizers import SequentialMergeBatchNorm
-
     return [SequentialMergeBatchNorm()]
 
 
@@ -137,42 +135,48 @@ def decode_value(value: Any, field: str) -> Any:
 
 
 # --- export ---
-def composite_spec(live: LiveExplanation) -> tuple[str, dict[str, Any]] | None:
-    """(registered name, constructor keywords) of the live explanation's composite, or None.
+def composite_spec(
+    composite: Composite | None, name: str | None = None, params: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(registered name, constructor keywords) of ``composite``, or None for no composite.
 
-    Raises ``ConfigError`` for an unregistered composite or one with custom map entries.
+    Parameters
+    ----------
+    composite : Composite or None
+        The composite instance.
+    name : str, optional
+        The registered name it was created from, if known; ``params`` are then its keywords.
+    params : dict, optional
+        The constructor keywords it was created with (only read together with ``name``).
+
+    Raises
+    ------
+    ConfigError
+        For an unregistered composite or one with custom map entries.
     """
-    from .composites import COMPOSITES
-
-    composite = live.composite
     if composite is None:
         return None
-    if live.composite_name is not None:
-        params = live.composite_params
-        name = live.composite_name
-    else:
-        names = [n for n, cls in COMPOSITES.items() if type(composite) is cls]
-        if not names:
+    if name is not None:
+        return name, dict(params or {})
+    names = [n for n, cls in COMPOSITES.items() if type(composite) is cls]
+    if not names:
+        raise ConfigError("composite", f"{type(composite).__name__} is not a registered composite")
+    signature = inspect.signature(type(composite).__init__)
+    params = {
+        p: getattr(composite, p)
+        for p in signature.parameters
+        if p not in _NOT_PARAMS and hasattr(composite, p)
+    }
+    fresh = type(composite)(**params)
+    for attribute in ("layer_map", "first_map"):
+        if _map_key(getattr(fresh, attribute, None)) != _map_key(
+            getattr(composite, attribute, None)
+        ):
             raise ConfigError(
-                "composite", f"{type(composite).__name__} is not a registered composite"
+                f"composite.{attribute}",
+                "custom map entries cannot be exported; give them as overrides instead",
             )
-        name = names[0]
-        signature = inspect.signature(type(composite).__init__)
-        params = {
-            p: getattr(composite, p)
-            for p in signature.parameters
-            if p not in _NOT_PARAMS and hasattr(composite, p)
-        }
-        fresh = type(composite)(**params)
-        for attribute in ("layer_map", "first_map"):
-            if _map_key(getattr(fresh, attribute, None)) != _map_key(
-                getattr(composite, attribute, None)
-            ):
-                raise ConfigError(
-                    f"composite.{attribute}",
-                    "custom map entries cannot be exported; give them as overrides instead",
-                )
-    return name, dict(params)
+    return names[0], dict(params)
 
 
 def _map_key(layer_map: Any) -> Any:
@@ -194,10 +198,37 @@ def _encoded_composite(spec: tuple[str, dict[str, Any]] | None) -> dict[str, Any
     return {"name": spec[0], "params": {k: encode_value(v) for k, v in spec[1].items()}}
 
 
-def to_config(live: LiveExplanation) -> dict[str, Any]:
-    """The assignment of ``live`` as a JSON-serialisable dict (see the module docstring)."""
+class Configured(Protocol):
+    """What a configuration describes, as held by a ``LiveExplanation`` (or a Compare column).
+
+    ``to_config`` and ``to_json`` read these five public attributes and nothing else.
+    """
+
+    assignment: RuleAssignment
+    composite: Composite | None
+    composite_name: str | None
+    composite_params: dict[str, Any]
+    canonizers: Sequence
+
+
+def config_dict(
+    assignment: RuleAssignment,
+    spec: tuple[str, dict[str, Any]] | None,
+    canonizers: str | None,
+) -> dict[str, Any]:
+    """The configuration of an assignment as a JSON-serialisable dict (see the module docstring).
+
+    Parameters
+    ----------
+    assignment : RuleAssignment
+        The rule assignment; its overrides are written.
+    spec : tuple of (str, dict) or None
+        The composite as ``composite_spec`` gives it.
+    canonizers : str or None
+        The registered canonizer set, as ``canonizer_set_name`` gives it.
+    """
     overrides = []
-    for override in live.assignment.overrides:
+    for override in assignment.overrides:
         target = {
             k: v
             for k, v in zip(("name", "type", "within"), override.key, strict=True)
@@ -207,15 +238,23 @@ def to_config(live: LiveExplanation) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
-        "composite": _encoded_composite(composite_spec(live)),
-        "canonizers": canonizer_set_name(live.canonizers),
+        "composite": _encoded_composite(spec),
+        "canonizers": canonizers,
         "overrides": overrides,
     }
 
 
-def to_json(live: LiveExplanation, indent: int | None = 2) -> str:
+def to_config(configured: Configured) -> dict[str, Any]:
+    """The configuration of ``configured`` (a live explanation) as a JSON-serialisable dict."""
+    spec = composite_spec(
+        configured.composite, configured.composite_name, configured.composite_params
+    )
+    return config_dict(configured.assignment, spec, canonizer_set_name(configured.canonizers))
+
+
+def to_json(configured: Configured, indent: int | None = 2) -> str:
     """``to_config`` as a JSON string."""
-    return json.dumps(to_config(live), indent=indent)
+    return json.dumps(to_config(configured), indent=indent)
 
 
 # --- import ---
@@ -272,8 +311,6 @@ def read_canonizers(name: Any) -> str | None:
 
 def read_composite(spec: Any) -> tuple[str, dict[str, Any]] | None:
     """Validate the ``composite`` field; return (name, params) or None."""
-    from .composites import get_composite
-
     if spec is None:
         return None
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
@@ -321,63 +358,73 @@ def read_overrides(entries: Any, assignment: RuleAssignment) -> list[Override]:
     return overrides
 
 
-def apply_config(live: LiveExplanation, config: str | dict) -> None:
-    """Validate ``config`` completely, then set the composite and overrides of ``live``.
+@dataclass(frozen=True)
+class ConfigChange:
+    """A validated configuration, ready to replace an assignment's composite and overrides."""
 
-    The canonizer set must be the one ``live`` was created with (canonizers change the model, so
-    a different set needs a new live explanation: ``live_from_config``). On any error ``live``
-    keeps its assignment.
+    composite: Composite | None
+    spec: tuple[str, dict[str, Any]] | None
+    defaults: dict[str, Hook | None]
+    overrides: list[Override]
+
+
+def read_config(
+    config: str | dict, assignment: RuleAssignment, model: nn.Module, canonizers: Sequence
+) -> ConfigChange:
+    """Validate ``config`` completely against an assignment of ``model``'s modules.
+
+    Parameters
+    ----------
+    config : str or dict
+        The configuration, JSON text or a dict.
+    assignment : RuleAssignment
+        The assignment the overrides are checked against (it is not changed).
+    model : torch.nn.Module
+        The model whose modules get the composite's default rules.
+    canonizers : sequence
+        The canonizers in use: the configuration must name the same set (canonizers change the
+        model, so a different set needs a new live explanation: ``LiveExplanation.from_config``).
+
+    Returns
+    -------
+    ConfigChange
+        The composite, its spec, the default rules and the overrides.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending field.
     """
-    from ._live_editing import composite_defaults
-    from .composites import get_composite
-
     config = parse_config(config)
-    if config.get("canonizers") != canonizer_set_name(live.canonizers):
+    if config.get("canonizers") != canonizer_set_name(canonizers):
         raise ConfigError(
             "canonizers",
             f"{config.get('canonizers')!r} differs from this live explanation's canonizers; "
-            "create a new one with lrp_core.config.live_from_config",
+            "create a new one with lrp_core.live.LiveExplanation.from_config",
         )
     spec = read_composite(config.get("composite"))
     composite = None if spec is None else get_composite(spec[0])(**spec[1])
-    overrides = read_overrides(config.get("overrides", []), live.assignment)
-    defaults = composite_defaults(composite, live.model)
-    live._change(lambda: live.assignment.replace(defaults, overrides))
-    live.composite = composite
-    live.composite_name, live.composite_params = (None, {}) if spec is None else spec
-
-
-def live_from_config(model, inputs, config: str | dict, **kwargs: Any) -> LiveExplanation:
-    """A new live explanation of ``model`` on ``inputs`` configured by ``config``."""
-    from .live import LiveExplanation
-
-    parsed = parse_config(config)
-    canonizers = read_canonizers(parsed.get("canonizers"))
-    composite = read_composite(parsed.get("composite"))
-    live = LiveExplanation(
-        model,
-        inputs,
-        None if composite is None else composite[0],
-        composite_params=None if composite is None else composite[1],
-        canonizers=[] if canonizers is None else CANONIZERS[canonizers].factory(),
-        **kwargs,
-    )
-    try:
-        apply_config(live, parsed)
-    except BaseException:
-        live.close()
-        raise
-    return live
+    overrides = read_overrides(config.get("overrides", []), assignment)
+    return ConfigChange(composite, spec, composite_defaults(composite, model), overrides)
 
 
 __all__ = [
     "CANONIZERS",
-    "ConfigError",
     "RULES",
-    "apply_config",
+    "CanonizerSet",
+    "ConfigChange",
+    "ConfigError",
+    "Configured",
+    "canonizer_set_name",
+    "composite_spec",
+    "config_dict",
     "decode_value",
     "encode_value",
-    "live_from_config",
+    "parse_config",
+    "read_canonizers",
+    "read_composite",
+    "read_config",
+    "read_overrides",
     "register_canonizers",
     "to_config",
     "to_json",

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import types as type_groups
-from .core import BasicHook, Hook
-from .map_composites import PLAIN_GRADIENT_TYPES
+from .. import types as type_groups
+from ..core import BasicHook, Composite, Hook
+from ..map_composites import PLAIN_GRADIENT_TYPES
 from .rule_registry import rule_label, rule_params, with_params
 
 COMPOSITE = "composite"
@@ -328,3 +328,17 @@ def check_applicable(
                 f"{label}: the rule passes relevance element-wise, but the module maps shapes "
                 f"{[tuple(s) for s in input_shapes]} to {[tuple(s) for s in output_shapes]}"
             )
+
+
+# --- a composite's rules as the defaults of an assignment ---
+def reports_fallback(composite: Composite | None) -> bool:
+    """Whether modules this composite leaves without a rule are fallbacks worth a warning."""
+    return bool(getattr(composite, "report_fallback", False))
+
+
+def composite_defaults(composite: Composite | None, model) -> dict[str, Hook | None]:
+    """The composite's rule template for every named module of ``model`` (None: no rule)."""
+    if composite is None:
+        return {}
+    ctx: dict = {}
+    return {name: composite.module_map(ctx, name, m) for name, m in model.named_modules()}

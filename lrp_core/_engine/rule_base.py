@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 
-def _check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+def check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < minimum or (strict and value == minimum):
@@ -18,7 +18,7 @@ def _check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = Fa
     return float(value)
 
 
-class _Rule:
+class RuleBase:
     """Equality, copies and hyperparameters from the constructor keywords."""
 
     _hyperparameters: tuple[str, ...] = ()

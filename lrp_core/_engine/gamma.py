@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._chunks import output_chunks, output_slice, sliced
-from ._hook_function import ModuleCall
-from ._relevance import _owned, _pointers
+from .chunks import output_chunks, output_slice, sliced
+from .hook_function import ModuleCall
+from .relevance import owned, pointers
 
 if TYPE_CHECKING:
-    from .rules import Gamma
+    from ..rules import Gamma
 
 
 _SHIFTS = (0, 2, 4, 6)
@@ -78,7 +78,7 @@ def _pair_relevance(rule: Gamma, call: ModuleCall, parts: list, relevance, chunk
 
 
 def _times(grad: torch.Tensor, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    return grad.mul_(x) if _owned(grad, _pointers((relevance,))) else grad * x
+    return grad.mul_(x) if owned(grad, pointers((relevance,))) else grad * x
 
 
 def gamma_relevance(rule: Gamma, call: ModuleCall, grad_output: torch.Tensor) -> tuple:

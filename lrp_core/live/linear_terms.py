@@ -38,11 +38,24 @@ from functools import partial
 import torch
 from torch import nn
 
-from . import rules as _rules
-from ._hook_function import ModuleCall, post_forward, pre_forward
-from ._modifiers import ClampMod, GammaMod, NoMod, ParamMod, Stabilizer, _param_identity
-from ._relevance import _term_vanishes, _zeros, add_terms, map_relevance, nonzero
-from .core import BasicHook, _identity
+from .. import rules as _rules
+from .._engine import (
+    ClampMod,
+    GammaMod,
+    ModuleCall,
+    NoMod,
+    ParamMod,
+    Stabilizer,
+    add_terms,
+    broadcast_zeros,
+    map_relevance,
+    nonzero,
+    param_identity,
+    post_forward,
+    pre_forward,
+    term_vanishes,
+)
+from ..core import BasicHook, _identity
 
 #: module types whose forward is exactly ``W⋆x + b`` (subclasses may override ``forward``)
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -183,7 +196,7 @@ class LinearTerms:
 
     # --- building ---
     def _term(self, k: int, x: torch.Tensor) -> _Term | None:
-        """Term k with its modified input, or None when it vanishes (see ``_term_vanishes``)."""
+        """Term k with its modified input, or None when it vanishes (see ``term_vanishes``)."""
         modify = self._rule.input_modifiers[k]
         partials = self._partials
         if partials is not None and modify in _PURE_INPUTS:
@@ -193,7 +206,7 @@ class LinearTerms:
                 x_k = partials[key] = modify(x)
         else:
             x_k = modify(x)
-        if _term_vanishes(self._rule, self.module, k, [x_k]):
+        if term_vanishes(self._rule, self.module, k, [x_k]):
             return None
         return _Term(k, self._rule._term_signs[k], x_k)
 
@@ -248,7 +261,7 @@ class LinearTerms:
         """y_k (a broadcast zero for a vanished term); with ``weight`` also sets W_k."""
         term = self._terms[k]
         if term is None:
-            return _zeros(self._shape, self._call.inputs[0])
+            return broadcast_zeros(self._shape, self._call.inputs[0])
         rule, call, module = self._rule, self._call, self.module
         modify, param_mod = rule.input_modifiers[k], rule.param_modifiers[k]
         pure = self._partials is not None and modify in _PURE_INPUTS
@@ -381,7 +394,7 @@ def _decompose(param_mod: ParamMod) -> list[tuple[float, tuple | None]] | None:
     if param_mod.param_keys is not None or "weight" in param_mod.zero_params:
         return None
     kind = type(param_mod)
-    if kind is NoMod or (kind is ParamMod and param_mod.modifier is _param_identity):
+    if kind is NoMod or (kind is ParamMod and param_mod.modifier is param_identity):
         return [(1.0, None)]
     if kind is ClampMod:
         return [(1.0, (param_mod.min, param_mod.max))]

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._handles import RemovableHandleList
+from .handles import RemovableHandleList
 
 if TYPE_CHECKING:
-    from .core import Hook
+    from ..core import Hook
 
 
 class Composite:

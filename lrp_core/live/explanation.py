@@ -24,17 +24,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._live_dispatch import DispatchHook, Superseded, TermCache, rule_relevance
-from ._live_editing import AssignmentEditing, composite_defaults, reports_fallback
-from ._live_forward import (
+from ..composites import get_composite
+from ..core import Composite, HookConflictError, RemovableHandleList, registered_hook
+from .assignment import FALLBACK, RuleAssignment, composite_defaults, reports_fallback
+from .config import CANONIZERS, parse_config, read_canonizers, read_composite
+from .dispatch import DispatchHook, Superseded, TermCache, rule_relevance
+from .editing import AssignmentEditing
+from .forward import (
     LiveInputError,
     RuleFailedError,
     TrainingModeWarning,
     run_forward,
     warn_fallbacks,
 )
-from .assignment import FALLBACK, RuleAssignment
-from .core import Composite, HookConflictError, RemovableHandleList, registered_hook
 from .records import ConservationReport, LayerRecord, RecordCollector, conservation_report
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
@@ -140,11 +142,50 @@ class LiveExplanation(AssignmentEditing):
             self.close()
             raise
 
+    @classmethod
+    def from_config(
+        cls, model: nn.Module, inputs: torch.Tensor, config: str | dict, **kwargs: Any
+    ) -> LiveExplanation:
+        """A new live explanation of ``model`` on ``inputs`` set up as ``config`` describes.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The network.
+        inputs : torch.Tensor
+            The batch.
+        config : str or dict
+            A configuration in the ``lrp_core.live.config`` format; its canonizer set is created
+            fresh from the registered factory.
+        **kwargs
+            Further keywords of ``LiveExplanation`` (``eval_mode``, ``cache_size``).
+
+        Raises
+        ------
+        ConfigError
+            Naming the offending field; nothing stays applied to the model then.
+        """
+        parsed = parse_config(config)
+        canonizers = read_canonizers(parsed.get("canonizers"))
+        spec = read_composite(parsed.get("composite"))
+        live = cls(
+            model,
+            inputs,
+            None if spec is None else spec[0],
+            composite_params=None if spec is None else spec[1],
+            canonizers=[] if canonizers is None else CANONIZERS[canonizers].factory(),
+            **kwargs,
+        )
+        try:
+            live.apply_config(parsed)
+        except BaseException:
+            live.close()
+            raise
+        return live
+
     # --- lifetime ---
     def _resolve_composite(self, composite: Composite | str | None) -> Composite | None:
         if isinstance(composite, str):
-            from .composites import get_composite
-
             self.composite_name = composite
             try:
                 return get_composite(composite)(**self.composite_params)
@@ -356,3 +397,4 @@ class LiveExplanation(AssignmentEditing):
 
 
 Live = LiveExplanation
+live_from_config = LiveExplanation.from_config
