@@ -6,8 +6,14 @@ have plain names, and nothing outside it imports them: they are used through the
 re-exported here.
 
 ``hook_function``
-    The forward hooks that wrap a module call in an autograd function (``ModuleCall``,
-    ``pre_forward``, ``post_forward``) so its backward runs a rule.
+    The forward hooks that wrap a module call in an autograd function (``pre_forward``,
+    ``post_forward``) so its backward runs a rule.
+``module_call``
+    ``ModuleCall``, the record of one hooked call, and the switch that lets hooks pass calls
+    through while a rule re-runs its module.
+``protocols``
+    What the engine needs of a rule, as structural types (``lrp_core.core``'s hooks fulfil
+    them; ``ModuleHook`` is in ``module_call``).
 ``gradients``
     The true local gradient of a hooked module (first and second order).
 ``relevance``
@@ -25,8 +31,8 @@ re-exported here.
 ``attribution_base``
     The attributor base classes and their checks.
 
-It depends on nothing else in ``lrp_core`` when it runs (``core`` and ``rules`` are named in
-type annotations only).
+It imports nothing else from ``lrp_core``, not even for type annotations: hooks are named by the
+protocols of ``protocols``.
 """
 
 from .attribution_base import (
@@ -42,7 +48,7 @@ from .composite import Composite
 from .gamma import gamma_relevance, pack_sign
 from .gradients import second_order_gradient, true_gradient
 from .handles import RemovableHandle, RemovableHandleList
-from .hook_function import CallRegistry, ModuleCall, post_forward, pre_forward
+from .hook_function import CallRegistry, post_forward, pre_forward
 from .modifiers import (
     ClampMod,
     GammaMod,
@@ -55,6 +61,7 @@ from .modifiers import (
     stabilize,
     zero_params_list,
 )
+from .module_call import ModuleCall
 from .relevance import (
     LINEAR_TYPES,
     GradientMap,

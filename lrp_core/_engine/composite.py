@@ -11,7 +11,7 @@ import torch
 from .handles import RemovableHandleList
 
 if TYPE_CHECKING:
-    from ..core import Hook
+    from .protocols import HookTemplate
 
 
 class Composite:
@@ -27,11 +27,11 @@ class Composite:
             self.module_map = module_map
         self.canonizers = list(canonizers or [])
         self.handles = RemovableHandleList()
-        self.hooks: list[Hook] = []
+        self.hooks: list[HookTemplate] = []
         self.canonizer_instances: list = []
         self.unmatched: list[tuple[str, str]] = []
 
-    def module_map(self, ctx: dict, name: str, module: torch.nn.Module) -> Hook | None:
+    def module_map(self, ctx: dict, name: str, module: torch.nn.Module) -> HookTemplate | None:
         """Return the hook template for ``module`` (None: plain gradient)."""
         return None
 

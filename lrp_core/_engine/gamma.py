@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from .chunks import output_chunks, output_slice, sliced
-from .hook_function import ModuleCall
+from .module_call import ModuleCall
 from .relevance import owned, pointers
 
 if TYPE_CHECKING:
-    from ..rules import Gamma
+    from .protocols import GammaRule
 
 
 _SHIFTS = (0, 2, 4, 6)
@@ -54,7 +54,7 @@ def unpack_sign(packed: tuple[torch.Tensor, torch.Size]) -> torch.Tensor:
     return sign.reshape(shape)
 
 
-def _pair_relevance(rule: Gamma, call: ModuleCall, parts: list, relevance, chunk):
+def _pair_relevance(rule: GammaRule, call: ModuleCall, parts: list, relevance, chunk):
     """Σ_parts x_part ⊙ J(θ_part)ᵀ c with c = relevance / stab(Σ_parts f(x_part; θ_part))."""
     leaves, outputs = [], []
     with torch.enable_grad():
@@ -81,7 +81,7 @@ def _times(grad: torch.Tensor, x: torch.Tensor, relevance: torch.Tensor) -> torc
     return grad.mul_(x) if owned(grad, pointers((relevance,))) else grad * x
 
 
-def gamma_relevance(rule: Gamma, call: ModuleCall, grad_output: torch.Tensor) -> tuple:
+def gamma_relevance(rule: GammaRule, call: ModuleCall, grad_output: torch.Tensor) -> tuple:
     """Relevance of the Gamma rule for one call of a linear-type module (single input/output)."""
     call.check_inputs_unchanged()
     (x,) = call.inputs

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from .hook_function import ModuleCall
+    from .module_call import ModuleCall
 
 
 def true_gradient(call: ModuleCall, grad_outputs: tuple[torch.Tensor, ...]) -> tuple:

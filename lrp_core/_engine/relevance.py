@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from .chunks import output_chunks, output_slice, sliced
-from .hook_function import ModuleCall
 from .modifiers import ParamMod
+from .module_call import ModuleCall
 
 if TYPE_CHECKING:
-    from ..core import BasicHook
+    from .protocols import TermRule
 
 LINEAR_TYPES = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
 
 
-def _chunks_for(hook: BasicHook, call: ModuleCall) -> list | None:
+def _chunks_for(hook: TermRule, call: ModuleCall) -> list | None:
     """Output channel slices for the chunked path, or None when it does not apply."""
     if (
         not getattr(hook, "_elementwise", False)
@@ -58,7 +58,7 @@ def vanishes_for_zero_input(module: torch.nn.Module, param_mod: ParamMod) -> boo
     return getattr(module, "bias", None) is None or "bias" in param_mod.zero_params
 
 
-def term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: list) -> bool:
+def term_vanishes(hook: TermRule, module: torch.nn.Module, k: int, inputs: list) -> bool:
     """Whether term k contributes nothing: f(0; θ'_k) = 0, its modified inputs are all zero and
     the reducer weights its contribution by them."""
     return (
@@ -68,7 +68,7 @@ def term_vanishes(hook: BasicHook, module: torch.nn.Module, k: int, inputs: list
     )
 
 
-def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_graph: bool):
+def _term_outputs(hook: TermRule, call: ModuleCall, k: int, base: list, create_graph: bool):
     """Modified inputs and outputs of term k; outputs None when the term provably vanishes."""
     if (
         not create_graph
@@ -95,7 +95,7 @@ def _term_outputs(hook: BasicHook, call: ModuleCall, k: int, base: list, create_
 GradientMap = Callable[[int, torch.Tensor, tuple], tuple]
 
 
-def modified_forwards(hook: BasicHook, call: ModuleCall, create_graph: bool = False) -> list:
+def modified_forwards(hook: TermRule, call: ModuleCall, create_graph: bool = False) -> list:
     """The K terms of the formula: ``(x_k, y_k or None if it vanishes, reuses the forward graph)``.
 
     They depend on the module's input and parameters only, never on the incoming relevance.
@@ -105,7 +105,7 @@ def modified_forwards(hook: BasicHook, call: ModuleCall, create_graph: bool = Fa
     return [_term_outputs(hook, call, k, base, create_graph) for k in range(n_terms)]
 
 
-def map_relevance(hook: BasicHook, grad: torch.Tensor, outputs: tuple) -> tuple:
+def map_relevance(hook: TermRule, grad: torch.Tensor, outputs: tuple) -> tuple:
     """``gradient_mapper(R, outputs)`` as one entry per term (None: that term gets no relevance).
 
     Raises ``RuntimeError`` if the mapper returns a number of tensors other than the term count.
@@ -124,7 +124,7 @@ def map_relevance(hook: BasicHook, grad: torch.Tensor, outputs: tuple) -> tuple:
 
 
 def basic_relevance(
-    hook: BasicHook,
+    hook: TermRule,
     call: ModuleCall,
     grad_outputs: tuple[torch.Tensor, ...],
     *,
@@ -142,8 +142,8 @@ def basic_relevance(
 
     Parameters
     ----------
-    hook : BasicHook
-        The rule.
+    hook : TermRule
+        The rule (a ``lrp_core.core.BasicHook``).
     call : ModuleCall
         The recorded module call.
     grad_outputs : tuple of torch.Tensor
@@ -185,7 +185,7 @@ def basic_relevance(
     return signed_sum(base, terms, gammas, hook._term_signs, shared, options)
 
 
-def _hook_gradient_map(hook: BasicHook, j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
+def _hook_gradient_map(hook: TermRule, j: int, grad: torch.Tensor, outputs: tuple) -> tuple:
     return map_relevance(hook, grad, outputs)
 
 
@@ -279,12 +279,13 @@ def signed_sum(
                 sums[i].add_(product, alpha=signs[k])
         del grads, inputs
     return tuple(
-        torch.zeros_like(x) if total is None else total for x, total in zip(base, sums, strict=False)
+        torch.zeros_like(x) if total is None else total
+        for x, total in zip(base, sums, strict=False)
     )
 
 
 def reduced(
-    hook: BasicHook, base: list, terms: list, gammas: list[list], options: VJPOptions
+    hook: TermRule, base: list, terms: list, gammas: list[list], options: VJPOptions
 ) -> tuple:
     """R_in = reducer((x_1..x_K), (v_1..v_K)) for each hooked input."""
     term_inputs, term_grads = [], []
@@ -302,7 +303,7 @@ def reduced(
 
 
 def chunked_relevance(
-    hook: BasicHook, call: ModuleCall, grad_output: torch.Tensor, chunks: list
+    hook: TermRule, call: ModuleCall, grad_output: torch.Tensor, chunks: list
 ) -> torch.Tensor:
     """The BasicHook formula computed over slices of output channels (see ``lrp_core._chunks``).
 
