@@ -235,7 +235,7 @@ class Gamma(_LRPRule):
             negative = out_grad * (z < 0) / self._stabilize(add_terms(outputs[2], outputs[3]))
             return (positive, positive, negative, negative, None)
 
-        # the mapper's structure as data, for exact shortcuts (``lrp_core._linear_terms``): z is
+        # the mapper's structure as data, for exact shortcuts (``lrp_core.live.linear_terms``): z is
         # the output of term 4, the pair (0, 1) gets R·[z > 0], the pair (2, 3) R·[z < 0]
         mapper.sign_split = (4, (0, 1), (2, 3))
 

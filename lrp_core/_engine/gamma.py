@@ -9,7 +9,7 @@ A part whose masked relevance is all zero contributes exactly zero, and an x⁻ 
 no bias does too; so only the passes that can contribute run. After a ReLU (x ≥ 0) whose relevance
 comes from a rule weighted by its input (R = 0 wherever z ≤ 0) this is one modified forward and one
 VJP. Only the sign of z is kept from the forward pass (two bits per element, ``pack_sign``), and
-large layers are processed in slices of output channels (``lrp_core._chunks``).
+large layers are processed in slices of output channels (``lrp_core._engine.chunks``).
 """
 
 from __future__ import annotations

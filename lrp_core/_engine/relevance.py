@@ -305,7 +305,7 @@ def reduced(
 def chunked_relevance(
     hook: TermRule, call: ModuleCall, grad_output: torch.Tensor, chunks: list
 ) -> torch.Tensor:
-    """The BasicHook formula computed over slices of output channels (see ``lrp_core._chunks``).
+    """The BasicHook formula computed over slices of output channels (see ``chunks``).
 
     Requires element-wise parameter modifiers and gradient mapper and a signed-sum reducer.
     """

@@ -25,7 +25,8 @@ Everything a user, a widget or a test needs is imported from here. The modules b
     An assignment as JSON and as a composite or Python source; both work on plain values (an
     assignment, a composite spec, a canonizer set name).
 ``records``, ``targets``, ``describe``
-    Per-layer relevance records and conservation, explanation targets, the model as a tree.
+    Per-layer relevance records, conservation and ``LiveResult``; explanation targets; the
+    model as a tree.
 """
 
 from .assignment import (
@@ -65,12 +66,13 @@ from .config import (
     to_json,
 )
 from .describe import describe_model
-from .explanation import Live, LiveExplanation, LiveResult, live_from_config
+from .explanation import Live, LiveExplanation, live_from_config
 from .forward import LiveInputError, RuleFailedError, TrainingModeWarning
 from .records import (
     OUTSIDE_MODULES,
     ConservationReport,
     LayerRecord,
+    LiveResult,
     Violation,
     conservation_report,
 )

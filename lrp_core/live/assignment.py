@@ -121,11 +121,15 @@ class EffectiveRule:
 class RuleAssignment:
     """Which rule each leaf module gets: composite defaults plus ordered overrides.
 
-    Parameters:
-        modules: ``{qualified name: module}`` of the model (as ``named_modules()`` gives them).
-        defaults: ``{qualified name: rule template or None}``, the composite's choice per module.
-        report_fallback: whether modules without a rule are fallbacks worth a warning (true for
-            LRP composites) rather than intended plain gradients.
+    Parameters
+    ----------
+    modules : dict[str, nn.Module]
+        ``{qualified name: module}`` of the model (as ``named_modules()`` gives them).
+    defaults : dict[str, Hook | None]
+        ``{qualified name: rule template or None}``, the composite's choice per module.
+    report_fallback : bool
+        whether modules without a rule are fallbacks worth a warning (true for
+        LRP composites) rather than intended plain gradients.
     """
 
     def __init__(

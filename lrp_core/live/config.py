@@ -9,7 +9,7 @@ JSON layout (``FORMAT``, version 1)::
                    {"type": "Conv2d", "within": "block", "rule": "Gamma", "params": {...}}]}
 
 Composites are named as registered in ``lrp_core.composites``, rules as in
-``lrp_core.rule_registry`` (custom rules after ``register_rule``), canonizer sets as registered
+``lrp_core.live`` (custom rules after ``register_rule``), canonizer sets as registered
 here with ``register_canonizers``. Tensors are written ``{"tensor": [...]}`` and stabilizers
 ``{"stabilizer": {...}}``. Reading validates everything and raises ``ConfigError`` naming the field
 (``overrides[1].params.gamma``). Nothing is pickled or evaluated.
@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import torch
 from torch import nn
 
-from ..canonizers import SequentialMergeBatchNorm
 from ..composites import COMPOSITES, get_composite
-from ..core import Composite, Hook, Stabilizer
+from ..core import Composite, Hook
 from .assignment import AssignmentError, Override, RuleAssignment, composite_defaults
 from .rule_registry import (
     RULES,
@@ -39,99 +36,19 @@ from .rule_registry import (
     rule_name,
     rule_params,
 )
+from .values import (
+    CANONIZERS,
+    CanonizerSet,
+    ConfigError,
+    canonizer_set_name,
+    decode_value,
+    encode_value,
+    register_canonizers,
+)
 
 FORMAT = "lrp_core.live"
 VERSION = 1
 _NOT_PARAMS = {"self", "layer_map", "first_map", "canonizers"}
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; ``field`` is the path of the offending entry."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-@dataclass(frozen=True)
-class CanonizerSet:
-    """A named factory of fresh canonizers and the code line that creates them in a snippet."""
-
-    factory: Callable[[], list]
-    imports: str
-    expression: str
-
-
-CANONIZERS: dict[str, CanonizerSet] = {}
-
-
-def register_canonizers(name: str, factory: Callable[[], list]) -> None:
-    """Register ``factory`` (a module-level function returning fresh canonizers) as ``name``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"register_canonizers: name must be a non-empty string, got {name!r}")
-    imports = f"from {factory.__module__} import {factory.__qualname__}"
-    CANONIZERS[name] = CanonizerSet(factory, imports, f"{factory.__qualname__}()")
-
-
-def _sequential_merge_batch_norm() -> list:
-    return [SequentialMergeBatchNorm()]
-
-
-CANONIZERS["sequential_merge_batch_norm"] = CanonizerSet(
-    _sequential_merge_batch_norm,
-    "from lrp_core.canonizers import SequentialMergeBatchNorm",
-    "[SequentialMergeBatchNorm()]",
-)
-
-
-def canonizer_set_name(canonizers: list) -> str | None:
-    """The registered set whose factory gives canonizers of the same classes (None for none)."""
-    if not canonizers:
-        return None
-    classes = [type(c) for c in canonizers]
-    for name, entry in CANONIZERS.items():
-        if [type(c) for c in entry.factory()] == classes:
-            return name
-    raise ConfigError(
-        "canonizers",
-        f"the canonizers {[c.__name__ for c in classes]} match no registered set; register a "
-        "factory with lrp_core.config.register_canonizers(name, factory)",
-    )
-
-
-# --- values ---
-def encode_value(value: Any) -> Any:
-    """A rule parameter as JSON data (tensors and stabilizers tagged)."""
-    if isinstance(value, torch.Tensor):
-        return {"tensor": value.tolist()}
-    if isinstance(value, Stabilizer):
-        return {"stabilizer": dict(vars(value))}
-    if isinstance(value, tuple | list):
-        return [encode_value(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError("params", f"non-finite number {value!r} cannot be exported")
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise ConfigError("params", f"cannot export a parameter of type {type(value).__name__}")
-
-
-def decode_value(value: Any, field: str) -> Any:
-    """Inverse of ``encode_value``; raises ``ConfigError`` naming ``field``."""
-    if isinstance(value, dict):
-        if set(value) == {"tensor"}:
-            try:
-                return torch.tensor(value["tensor"], dtype=torch.float32)
-            except (TypeError, ValueError) as error:
-                raise ConfigError(field, f"not a numeric tensor: {error}") from None
-        if set(value) == {"stabilizer"} and isinstance(value["stabilizer"], dict):
-            try:
-                return Stabilizer(**value["stabilizer"])
-            except (TypeError, ValueError) as error:
-                raise ConfigError(field, f"bad stabilizer: {error}") from None
-        raise ConfigError(field, f"unknown object {sorted(value)}; use a number, list or tag")
-    if isinstance(value, list):
-        return [decode_value(v, f"{field}[{i}]") for i, v in enumerate(value)]
-    return value
 
 
 # --- export ---

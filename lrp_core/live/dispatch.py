@@ -5,18 +5,20 @@ module's local graph (as a plain gradient would). In each backward pass it looks
 *current* rule and asks it for the relevance, so changing rules needs no new forward pass.
 
 Reuse across backward passes: the modified forwards of a ``BasicHook`` rule (its K terms, see
-``lrp_core._relevance``) depend only on the module's input and parameters, never on the incoming
-relevance. ``TermCache`` keeps them, with their graphs, per (module call, rule); a re-run then costs
-one VJP per term. For the built-in rules, whose gradient mappers are linear in the relevance
-(γ_k = R ⊙ φ_k(outputs)), the factors φ_k are cached too, so a re-run maps R with one product.
+``lrp_core._engine.relevance``) depend only on the module's input and parameters, never on the
+incoming relevance. ``TermCache`` keeps them, with their graphs, per (module call, rule); a
+re-run then costs one VJP per term. For the built-in rules, whose gradient mappers are linear in
+the relevance (γ_k = R ⊙ φ_k(outputs)), the factors φ_k are cached too, so a re-run maps R with
+one product.
 Cached work is valid as long as the forward graph is, and is dropped with it.
 
-The formula itself is ``lrp_core._relevance.basic_relevance``, called with the terms from the
-cache, every graph retained (live explanations are first order) and VJPs of all-zero vectors
-skipped (exactly zero). On plain Linear and convolution layers, rules whose reducer is a signed
-sum skip autograd: ``lrp_core._linear_terms.LinearTerms`` keeps the factors, term inputs and
-modified weights and maps R in closed form (one transposed convolution per distinct factor), and
-the cache keeps rule-independent partial outputs for the layers being edited (``partials``).
+The formula itself is ``lrp_core._engine.relevance.basic_relevance``, called with the terms
+from the cache, every graph retained (live explanations are first order) and VJPs of all-zero
+vectors skipped (exactly zero). On plain Linear and convolution layers, rules whose reducer is a
+signed sum skip autograd: ``lrp_core.live.linear_terms.LinearTerms`` keeps the factors, term
+inputs and modified weights and maps R in closed form (one transposed convolution per distinct
+factor), and the cache keeps rule-independent partial outputs for the layers being edited
+(``partials``).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class TermCache:
         self._seen = set()
 
     def partials(self, call: ModuleCall) -> dict | None:
-        """Rule-independent partial outputs of ``call`` (see ``lrp_core._linear_terms``).
+        """Rule-independent partial outputs of ``call`` (see ``lrp_core.live.linear_terms``).
 
         None the first time a call asks (most layers never change their rule, so keeping theirs
         would only cost memory); from the second time on a dict, kept for the ``PARTIAL_CALLS``

@@ -6,7 +6,7 @@
 >>> result = live.explain(target=3)                 # backward only; live.forward_count == 1
 
 The model runs forward once per input batch, with a dispatching hook on every leaf module (see
-``lrp_core._live_dispatch``); each ``explain`` is one backward pass over the kept graph in which
+``lrp_core.live.dispatch``); each ``explain`` is one backward pass over the kept graph in which
 every module asks the *current* assignment for its rule, and records its relevance totals.
 The composite's canonizers stay applied until ``close()`` (or the end of a ``with`` block), which
 also removes every hook; the model's parameters and buffers are then as before.
@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +37,7 @@ from .forward import (
     run_forward,
     warn_fallbacks,
 )
-from .records import ConservationReport, LayerRecord, RecordCollector, conservation_report
+from .records import LiveResult, RecordCollector
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
 
@@ -52,32 +52,6 @@ __all__ = [
 
 
 @dataclass
-class LiveResult:
-    """One computed explanation.
-
-    ``relevance`` is shaped like the inputs, ``output`` is the model output of the (single)
-    forward pass, ``classes`` the per-sample target classes (None for weightings), ``records`` the
-    per-layer records by module name, ``generation`` the request number.
-    """
-
-    relevance: torch.Tensor
-    output: torch.Tensor
-    seed: torch.Tensor
-    classes: torch.Tensor | None
-    records: dict[str, LayerRecord]
-    generation: int
-    seconds: float
-    rules: dict[str, str] = field(default_factory=dict)
-
-    def conservation(self, tolerance: float = 1e-5) -> ConservationReport:
-        """Layers that create or lose relevance beyond ``tolerance``, and relevance created or
-        lost by operations outside modules, such as a residual ``+`` (see ``records``)."""
-        return conservation_report(
-            self.records, tolerance, relevance=self.relevance, seed=self.seed
-        )
-
-
-@dataclass
 class _Pass:
     generation: int
     assignment: RuleAssignment
@@ -87,15 +61,22 @@ class _Pass:
 class LiveExplanation(AssignmentEditing):
     """A model, a batch of inputs and a rule assignment, explained by backward passes only.
 
-    Parameters:
-        model: the network (returning one tensor ``(N, ...)``).
-        inputs: the batch, a floating point tensor of the model's dtype.
-        composite: a composite instance, a registered composite name (with ``composite_params``)
-            or None (plain gradient everywhere until rules are assigned).
-        canonizers: canonizers to apply for the lifetime (default: the composite's).
-        eval_mode: put the model in eval mode meanwhile (restored on close); without it a model
-            in training mode gives a ``TrainingModeWarning``.
-        cache_size: modified forwards kept per module call (rules; 0 disables reuse).
+    Parameters
+    ----------
+    model : nn.Module
+        the network (returning one tensor ``(N, ...)``).
+    inputs : torch.Tensor
+        the batch, a floating point tensor of the model's dtype.
+    composite : Composite | str, optional
+        a composite instance, a registered composite name (with ``composite_params``)
+        or None (plain gradient everywhere until rules are assigned).
+    canonizers : Sequence, optional
+        canonizers to apply for the lifetime (default: the composite's).
+    eval_mode : bool
+        put the model in eval mode meanwhile (restored on close); without it a model
+        in training mode gives a ``TrainingModeWarning``.
+    cache_size : int
+        modified forwards kept per module call (rules; 0 disables reuse).
 
     Raises ``LiveInputError``/``TypeError`` for bad inputs, naming the argument; nothing stays
     applied to the model then.
@@ -329,8 +310,8 @@ class LiveExplanation(AssignmentEditing):
         keep_tensors: bool | Iterable[str] = False,
         generation: int | None = None,
     ) -> LiveResult | None:
-        """Relevance of ``target`` (see ``lrp_core.targets``) under ``assignment`` (default: the
-        live one), by one backward pass. No forward pass runs.
+        """Relevance of ``target`` (see ``lrp_core.live.targets``) under ``assignment`` (default:
+        the live one), by one backward pass. No forward pass runs.
 
         ``keep_tensors``: True, or module names whose relevance tensors the records keep.
         ``generation``: from ``request()``; the result is None (and ``last_result`` unchanged)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -352,3 +352,29 @@ def conservation_report(
         if outside is not None:
             violations.append(outside)
     return ConservationReport(violations, float(tolerance))
+
+
+@dataclass
+class LiveResult:
+    """One computed explanation.
+
+    ``relevance`` is shaped like the inputs, ``output`` is the model output of the (single)
+    forward pass, ``classes`` the per-sample target classes (None for weightings), ``records`` the
+    per-layer records by module name, ``generation`` the request number.
+    """
+
+    relevance: torch.Tensor
+    output: torch.Tensor
+    seed: torch.Tensor
+    classes: torch.Tensor | None
+    records: dict[str, LayerRecord]
+    generation: int
+    seconds: float
+    rules: dict[str, str] = field(default_factory=dict)
+
+    def conservation(self, tolerance: float = 1e-5) -> ConservationReport:
+        """Layers that create or lose relevance beyond ``tolerance``, and relevance created or
+        lost by operations outside modules, such as a residual ``+`` (see ``records``)."""
+        return conservation_report(
+            self.records, tolerance, relevance=self.relevance, seed=self.seed
+        )

@@ -69,7 +69,7 @@ def rule_name(rule: Hook | None) -> str:
             return name
     raise UnknownRuleError(
         f"the rule class {type(rule).__name__} is not registered; call "
-        f"lrp_core.rule_registry.register_rule('{type(rule).__name__}', {type(rule).__name__})"
+        f"lrp_core.live.register_rule('{type(rule).__name__}', {type(rule).__name__})"
     )
 
 

@@ -371,7 +371,7 @@ def test_training_mode_warns_and_eval_mode_is_restored():
 def test_close_restores_the_model_bit_identically():
     from lrp_widgets.demo import demo_canonizers, load_model, make_batch
 
-    from .model_state import snapshot
+    from ..model_state import snapshot
 
     model = load_model()
     before = snapshot(model)

@@ -1,4 +1,4 @@
-"""The closed-form re-run of signed-sum rules on linear layers (``lrp_core._linear_terms``).
+"""The closed-form re-run of signed-sum rules on linear layers (``lrp_core.live.linear_terms``).
 
 On a plain Linear/Conv layer, a live explanation computes R_in = Σ_k s_k x_k ⊙ W_kᵀ⋆(R ⊙ φ_k)
 with one stacked VJP per distinct factor φ instead of one autograd VJP per term. Reference: the
