@@ -29,6 +29,8 @@ from ._engine import (
     pack_sign,
     zero_params_list,
 )
+from ._engine import negative_part as _negative
+from ._engine import positive_part as _positive
 from ._gradient_rules import Pass, ReLUBetaSmooth, ReLUDeconvNet, ReLUGuidedBackprop
 from .core import BasicHook, _identity
 
@@ -56,22 +58,6 @@ def zero_bias(zero_params: str | list[str] | None = None) -> list[str]:
     """``zero_params`` as a list, with ``'bias'`` added."""
     names = zero_params_list(zero_params)
     return names if "bias" in names else [*names, "bias"]
-
-
-def _has_negative(x: torch.Tensor) -> bool:
-    return x.numel() > 0 and bool(x.min() < 0)
-
-
-def _positive(x: torch.Tensor) -> torch.Tensor:
-    """x⁺ (``x`` itself when it has no negative entries, e.g. after a ReLU: no copy)."""
-    return x.clamp(min=0) if _has_negative(x) else x
-
-
-def _negative(x: torch.Tensor) -> torch.Tensor:
-    """x⁻ (a broadcast zero when ``x`` has no negative entries: no memory)."""
-    if _has_negative(x):
-        return x.clamp(max=0)
-    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
 def _ones(x: torch.Tensor) -> torch.Tensor:

@@ -272,3 +272,21 @@ class NoMod(ParamMod):
 
     def __init__(self, **kwargs: Any):
         super().__init__(param_identity, **kwargs)
+
+
+# --- input modifiers of the sign-split rules ---
+def has_negative(x: torch.Tensor) -> bool:
+    """Whether ``x`` has a negative entry."""
+    return x.numel() > 0 and bool(x.min() < 0)
+
+
+def positive_part(x: torch.Tensor) -> torch.Tensor:
+    """x⁺ (``x`` itself when it has no negative entries, e.g. after a ReLU: no copy)."""
+    return x.clamp(min=0) if has_negative(x) else x
+
+
+def negative_part(x: torch.Tensor) -> torch.Tensor:
+    """x⁻ (a broadcast zero when ``x`` has no negative entries: no memory)."""
+    if has_negative(x):
+        return x.clamp(max=0)
+    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)

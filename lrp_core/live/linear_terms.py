@@ -38,7 +38,6 @@ from functools import partial
 import torch
 from torch import nn
 
-from .. import rules as _rules
 from .._engine import (
     ClampMod,
     GammaMod,
@@ -49,8 +48,10 @@ from .._engine import (
     add_terms,
     broadcast_zeros,
     map_relevance,
+    negative_part,
     nonzero,
     param_identity,
+    positive_part,
     post_forward,
     pre_forward,
     term_vanishes,
@@ -61,7 +62,7 @@ from ..core import BasicHook, _identity
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _OUR_HOOKS = (pre_forward, post_forward)
 #: input modifiers that are pure functions of the input (their results may be shared)
-_PURE_INPUTS = (_identity, _rules._positive, _rules._negative)
+_PURE_INPUTS = (_identity, positive_part, negative_part)
 
 
 def _plain_linear(module: nn.Module) -> bool:
