@@ -1,4 +1,4 @@
-"""A live explanation's rule assignment as data: JSON export/import and a Python snippet.
+"""A rule assignment as data: JSON export and import.
 
 JSON layout (``FORMAT``, version 1)::
 
@@ -8,11 +8,17 @@ JSON layout (``FORMAT``, version 1)::
      "overrides": [{"name": "features.0", "rule": "Flat", "params": {"stabilizer": 0.01}},
                    {"type": "Conv2d", "within": "block", "rule": "Gamma", "params": {...}}]}
 
-Composites are named as registered in ``lrp_core.composites``, rules as in
-``lrp_core.live`` (custom rules after ``register_rule``), canonizer sets as registered
-here with ``register_canonizers``. Tensors are written ``{"tensor": [...]}`` and stabilizers
-``{"stabilizer": {...}}``. Reading validates everything and raises ``ConfigError`` naming the field
-(``overrides[1].params.gamma``). Nothing is pickled or evaluated.
+Composites are named as registered in ``lrp_core.composites``, rules as in the rule registry
+(custom rules after ``register_rule``), canonizer sets as registered with
+``register_canonizers`` (see ``values``, which also writes tensors ``{"tensor": [...]}`` and
+stabilizers ``{"stabilizer": {...}}``). Reading validates everything and raises ``ConfigError``
+naming the field (``overrides[1].params.gamma``). Nothing is pickled or evaluated.
+
+Everything here works on plain values: writing takes an assignment, a composite spec
+(``composite_spec``) and a canonizer set name (``config_dict``; ``to_config`` reads the five
+public attributes of a ``Configured`` object such as a live explanation), and reading returns a
+``ConfigChange`` that the caller applies (``LiveExplanation.apply_config``,
+``LiveExplanation.from_config``). This module knows nothing of ``LiveExplanation``.
 """
 
 from __future__ import annotations
