@@ -23,7 +23,8 @@ re-exported here.
 ``chunks``
     Output-channel slices that bound the memory of the relevance formula.
 ``modifiers``
-    Parameter modifiers (``ParamMod`` and friends) and stabilizers.
+    Parameter modifiers (``ParamMod`` and friends), stabilizers and the sign-split input
+    modifiers (``positive_part``, ``negative_part``).
 ``rule_base``
     Hyperparameter checks, equality and copies shared by every rule.
 ``composite``, ``handles``
