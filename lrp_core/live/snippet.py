@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .. import rules
 from ..composites import MixedComposite, NameMapComposite, get_composite
 from ..core import Composite, Hook, Stabilizer
 from .assignment import OVERRIDE, RuleAssignment
@@ -88,7 +89,9 @@ def _rule_code(rule: Hook | None, imports: set[str]) -> str:
         imports.add("from lrp_core.core import Hook")
         return "Hook()"
     cls = type(rule)
-    imports.add(f"from {cls.__module__} import {cls.__name__}")
+    # built-in rules by their public module (``Pass`` is defined in a private one)
+    module = "lrp_core.rules" if getattr(rules, cls.__name__, None) is cls else cls.__module__
+    imports.add(f"from {module} import {cls.__name__}")
     args = ", ".join(f"{k}={_code(v, imports)}" for k, v in rule_params(rule).items())
     rule_name(rule)  # raises for unregistered classes, which a snippet could not rebuild
     return f"{cls.__name__}({args})"

@@ -262,3 +262,17 @@ def test_unregistered_composite_or_custom_map_cannot_be_exported():
     gamma_box = EpsilonGammaBox(low=-1.0, high=1.0)
     with quiet_live(relu_net(), batch(), gamma_box) as live:
         assert to_config(live)["composite"]["params"]["low"] == -1.0
+
+
+def test_snippet_imports_rules_from_public_modules():
+    """``Pass`` is defined in a private module; the generated source imports it from rules."""
+    with LiveExplanation(relu_net(), batch(), "epsilon_plus_flat", eval_mode=True) as live:
+        live.assign(rules.Pass(), name="1")
+        code = live.to_code()
+    assert "from lrp_core.rules import Pass" in code
+    private = [line for line in code.splitlines() if line.startswith("from lrp_core._")]
+    assert not private, private
+    namespace: dict = {}
+    exec(code, namespace)  # the generated source builds a composite that names Pass for "1"
+    composite = namespace["composite"]
+    assert isinstance(composite.composites[0].name_map[0][1], rules.Pass)
