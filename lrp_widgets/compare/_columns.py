@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +32,7 @@ from lrp_core.config import (
     read_overrides,
     to_json,
 )
-from lrp_core.core import Composite
+from lrp_core.core import Composite, Hook
 from lrp_core.live import LiveExplanation
 from lrp_core.rule_registry import GRADIENT, make_rule, rule_name, rule_params
 from lrp_widgets._checks import composite_key
@@ -271,7 +272,7 @@ def with_composite_params(column: Column, live: LiveExplanation, changes: dict[s
     if column.composite_name is None:
         raise ColumnError(
             f"column {column.name!r} has no registered composite, so it has no composite "
-            "parameters; use set_layer_params(...) for its per-layer rules"
+            "parameters; use set_params(layer, column=...) for its per-layer rules"
         )
     for key, value in changes.items():
         if key not in allowed:
@@ -299,28 +300,71 @@ def with_composite_params(column: Column, live: LiveExplanation, changes: dict[s
     column.composite, column.composite_params = composite, params
 
 
-def set_layer_rule(
-    column: Column, live: LiveExplanation, layer: str, rule: str | None, params: dict[str, Any]
-) -> None:
-    """Override leaf ``layer`` in ``column``: ``rule`` (a registered name, ``"Gradient"``) with
-    ``params``, or, without ``rule``, the layer's current rule with some parameters changed.
-
-    Raises:
-        ColumnError: unknown layer, rule or parameter, or a rule that cannot apply; unchanged then.
-    """
+def _edit_rules(column: Column, live: LiveExplanation, what: str, edit: Callable[[], Any]) -> None:
+    """Run ``edit`` on ``column``'s assignment and validate it; on error restore the assignment
+    and raise a ``ColumnError`` naming the column and ``what`` was edited."""
     assignment = column.assignment
     saved = (dict(assignment.defaults), list(assignment.overrides))
     try:
-        if layer not in assignment.leaves:
-            assignment.effective(layer)  # raises with a message naming close modules
-        if rule is None:
-            assignment.set_params(layer, **params)
-        else:
-            assignment.assign(make_rule(rule, params), name=layer)
+        edit()
         live.validate(assignment)
     except (ValueError, TypeError) as error:
         assignment.replace(*saved)
-        raise ColumnError(f"column {column.name!r}, layer {layer!r}: {error}") from None
+        raise ColumnError(f"column {column.name!r}{what}: {error}") from None
+
+
+def assign_rule(
+    column: Column,
+    live: LiveExplanation,
+    rule: Hook | str | None,
+    target: dict[str, Any],
+    params: dict[str, Any],
+) -> None:
+    """Override the rule of the leaves ``target`` (``name``, ``type``, ``within`` as in
+    :meth:`lrp_core.assignment.RuleAssignment.assign`) in ``column``: ``rule`` is a registered
+    rule name (or ``"Gradient"``) with ``params``, a rule instance, or None (plain gradient).
+
+    Raises
+    ------
+    ColumnError
+        Unknown layer, rule or parameter, or a rule that cannot apply; the column is unchanged.
+    """
+    assignment = column.assignment
+    name = target.get("name")
+
+    def edit() -> None:
+        if name is not None and name not in assignment.leaves:
+            assignment.effective(name)  # raises with a message naming close modules
+        if isinstance(rule, str):
+            made = make_rule(rule, params)
+        elif params:
+            raise TypeError(f"parameters {sorted(params)} are only accepted with a rule name")
+        else:
+            made = rule
+        assignment.assign(made, **target)
+
+    _edit_rules(column, live, "" if name is None else f", layer {name!r}", edit)
+
+
+def set_layer_params(
+    column: Column, live: LiveExplanation, name: str, params: dict[str, Any]
+) -> None:
+    """Change parameters of leaf ``name``'s effective rule in ``column``.
+
+    Raises
+    ------
+    ColumnError
+        Unknown layer or parameter, a rejected value, or the plain gradient (no parameters);
+        the column is unchanged.
+    """
+    assignment = column.assignment
+
+    def edit() -> None:
+        if name not in assignment.leaves:
+            assignment.effective(name)  # raises with a message naming close modules
+        assignment.set_params(name, **params)
+
+    _edit_rules(column, live, f", layer {name!r}", edit)
 
 
 def _is_number(value: Any) -> bool:

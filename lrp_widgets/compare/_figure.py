@@ -25,7 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from lrp_core.cmap import CMAPS
-from lrp_widgets._transport import display_images
+from lrp_widgets._payload import display_images
 
 NORMALIZATIONS = ("grid", "row", "cell")
 SCALE_BY = ("percentile", "max")
@@ -177,6 +177,7 @@ def _colorbars(figure, cell_axes, mappables, scales, normalization) -> list:
 
 def compare_figure(
     compare: Any,
+    columns: Sequence[Any],
     *,
     normalization: str | None = None,
     scale_by: str | None = None,
@@ -186,7 +187,7 @@ def compare_figure(
     show_inputs: bool = False,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """The grid of a ``Compare`` widget; arguments left None take the widget's traits.
+    """The grid of a ``Compare`` widget's ``columns``; arguments left None take its traits.
 
     ``scale_by``: ``"percentile"`` or ``"max"`` (see the module doc);
     ``reference``: a column id or name (-1: no difference view); ``show``: ``"heatmap"`` or
@@ -203,7 +204,6 @@ def compare_figure(
     show = compare.show if show is None else show
     if show not in ("heatmap", "overlay"):
         raise ValueError(f"show must be 'heatmap' or 'overlay', got {show!r}")
-    columns = compare._columns
     if not columns:
         raise ValueError("the grid has no columns to draw; add one with add_column(...)")
     reference = compare.reference if reference is None else reference

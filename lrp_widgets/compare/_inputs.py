@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lrp_widgets._checks import check_inputs
-from lrp_widgets._compare_columns import ColumnSpec, carried_canonizers, column_error, read_config
+from lrp_widgets.compare._columns import ColumnSpec, carried_canonizers, column_error, read_config
 
 
 def check_model(model: Any) -> nn.Module:
