@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from lrp_core.live import LiveExplanation
 
-__all__ = ["STATUSES", "LrpWidget", "command", "load_bundle"]
+__all__ = ["STATUSES", "LrpWidget", "command", "command_params", "load_bundle", "request_number"]
 
 STATUSES = ("ready", "computing", "error")
 
@@ -57,6 +57,20 @@ def load_bundle(name: str) -> tuple[str, str]:
         The bundle was not built; the message says how to build it.
     """
     return bundle_text(f"{name}.js"), bundle_text(f"{name}.css")
+
+
+def command_params(content: dict) -> dict[str, Any]:
+    """The ``"params"`` object of a page command (``{}`` when it has none), as a new dict.
+
+    Raises
+    ------
+    TypeError
+        ``params`` is not an object.
+    """
+    params = content.get("params") or {}
+    if not isinstance(params, dict):
+        raise TypeError(f"'params' must be an object of parameter values, got {params!r}")
+    return dict(params)
 
 
 def request_number(value: Any) -> int:

@@ -22,8 +22,10 @@ from lrp_core.rule_registry import GRADIENT, RULES, parameter_names
 def encode_array(array: np.ndarray | torch.Tensor) -> dict[str, Any]:
     """``array`` (float32 or uint8) as ``{"dtype", "shape", "data": bytes}`` for the front end.
 
-    Raises:
-        TypeError: the dtype is neither float32 nor uint8.
+    Raises
+    ------
+    TypeError
+        the dtype is neither float32 nor uint8.
     """
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
@@ -59,6 +61,14 @@ def heatmap_array(relevance: torch.Tensor) -> np.ndarray:
     if r.ndim != 4:
         r = r.reshape(r.shape[0], 1, 1, -1)
     return r.numpy()
+
+
+def heatmap_message(relevance: torch.Tensor, generation: int, request: int) -> dict[str, Any]:
+    """``relevance`` as a float32 array message (see :func:`heatmap_array`) with the
+    ``generation`` that computed it and the page ``request`` it answers (0: from Python)."""
+    message = encode_array(heatmap_array(relevance))
+    message.update(generation=generation, request=request)
+    return message
 
 
 def rule_catalog(value_range: tuple[float, float] | None = None) -> dict[str, dict[str, Any]]:

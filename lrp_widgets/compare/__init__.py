@@ -4,7 +4,7 @@ Public names: :class:`Compare` and :class:`ColumnError` (a column configuration 
 cannot be used; the message names the column).
 """
 
-from lrp_widgets.compare._columns import ColumnError
+from lrp_widgets.compare._configs import ColumnError
 from lrp_widgets.compare._widget import Compare
 
 __all__ = ["ColumnError", "Compare"]

@@ -17,7 +17,8 @@ import torch
 
 from lrp_core.assignment import RuleAssignment
 from lrp_core.live import LiveExplanation
-from lrp_widgets.compare._columns import Column, ColumnError, ColumnSpec, build_column, unique_name
+from lrp_widgets.compare._columns import Column, build_column, unique_name
+from lrp_widgets.compare._configs import ColumnError, ColumnSpec
 from lrp_widgets.compare._inputs import check_target
 from lrp_widgets.compare._scores import ScoreTable, cheap_scores
 

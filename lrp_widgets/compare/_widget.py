@@ -33,25 +33,23 @@ from torch import nn
 from lrp_core.cmap import CMAPS
 from lrp_core.composites import COMPOSITES
 from lrp_core.core import Hook
-from lrp_widgets._base import command, load_bundle
+from lrp_widgets._base import command, command_params, load_bundle
 from lrp_widgets._payload import (
     display_images,
     encode_array,
-    heatmap_array,
+    heatmap_message,
     palettes,
     rule_catalog,
     top_predictions,
 )
 from lrp_widgets.compare._columns import (
-    ColumnSpec,
     assign_rule,
     column_entry,
-    column_error,
     column_json,
-    read_config,
     set_layer_params,
     with_composite_params,
 )
+from lrp_widgets.compare._configs import ColumnSpec, column_error, read_config
 from lrp_widgets.compare._inputs import (
     check_masks,
     check_model,
@@ -151,10 +149,8 @@ class Compare(CompareTraits):
         session = CompareSession(self._live, target, masks)
         for label, spec in specs:
             session.add(spec, label or spec.name, None)
-        events = ScoreEvents(
-            state=self._score_state, failed=self._show_error, progress=self._progress,
-            scores=self._publish,
-        )  # fmt: skip
+        progress = lambda message: self.set_trait("progress", message)  # noqa: E731
+        events = ScoreEvents(self._score_state, self._show_error, progress, self._publish)
         self._runner = ScoreRunner(session, events)
         return session
 
@@ -195,7 +191,10 @@ class Compare(CompareTraits):
 
     def remove_column(self, name: str) -> None:
         """Remove the column ``name`` (its scores and curves go with it)."""
-        self._remove_column(name, request=0)
+        column = self._guard(lambda: self._session.remove(name))
+        if self.reference == column.id:
+            self.reference = -1
+        self._publish(ok=True)
 
     def move_column(self, name: str, index: int) -> None:
         """Move the column ``name`` to position ``index`` (0 = first)."""
@@ -219,19 +218,8 @@ class Compare(CompareTraits):
         **params: Any,
     ) -> None:
         """Override the rule of layer ``name``, or of the leaves of ``type`` and/or ``within``,
-        in ``column`` only, and recompute that column.
-
-        Parameters
-        ----------
-        rule : Hook or str or None
-            A registered rule name (with ``params``), a rule instance, or None / ``"Gradient"``
-            (plain gradient).
-        name, type, within
-            As in :meth:`lrp_core.live.LiveExplanation.assign`.
-        column : str
-            The name of the column whose rules change.
-        **params
-            Parameters of the rule named by ``rule``.
+        in ``column`` only, and recompute that column; ``rule``, ``name``, ``type``, ``within``
+        and ``params`` as in :meth:`lrp_core.live.LiveExplanation.assign`.
 
         Raises
         ------
@@ -275,12 +263,11 @@ class Compare(CompareTraits):
     # --- export ---
     def to_figure(self, **kwargs: Any):
         """The grid as a matplotlib ``Figure``: keywords ``normalization``, ``scale_by``,
-        ``cmap``, ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``; see
-        ``lrp_widgets.compare._figure.compare_figure``.
+        ``cmap``, ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``.
 
-        Each group's (grid, row or cell, by ``normalization``) colour scale ±s is the 99th
-        percentile of its ``|values|`` (``scale_by="percentile"``, larger values take the end
-        colours) or their maximum (``"max"``), the same as the page."""
+        Each group's (grid, row or cell) colour scale ±s is the 99th percentile of its
+        ``|values|`` (``scale_by="percentile"``) or their maximum (``"max"``), as on the page;
+        see ``lrp_widgets.compare._figure``."""
         from lrp_widgets.compare._figure import compare_figure
 
         with self._session.locked():
@@ -310,7 +297,7 @@ class Compare(CompareTraits):
 
     @command("remove_column")
     def _remove_column_command(self, content: dict, request: int) -> None:
-        self._remove_column(self._session.column_by_id(content.get("id")).name, request)
+        self.remove_column(self._session.column_by_id(content.get("id")).name)
 
     @command("move_column")
     def _move_column_command(self, content: dict, request: int) -> None:
@@ -320,7 +307,7 @@ class Compare(CompareTraits):
     @command("set_params")
     def _set_params_command(self, content: dict, request: int) -> None:
         column = self._session.column_by_id(content.get("id"))
-        self._set_composite_params(column.name, _params(content), request)
+        self._set_composite_params(column.name, command_params(content), request)
 
     @command("set_layer_params")
     def _set_layer_params_command(self, content: dict, request: int) -> None:
@@ -328,7 +315,7 @@ class Compare(CompareTraits):
         layer = content.get("layer")
         if not isinstance(layer, str):
             raise TypeError(f"set_layer_params needs 'layer', a module name, got {layer!r}")
-        rule, params = content.get("rule") or None, _params(content)
+        rule, params = content.get("rule") or None, command_params(content)
         if rule is None:
             self._set_params(column.name, layer, params, request)
         else:
@@ -352,12 +339,6 @@ class Compare(CompareTraits):
         column = self._guard(lambda: self._session.add(spec, name or spec.name, index, request))
         self._publish(ok=True)
         return column.name
-
-    def _remove_column(self, name: str, request: int) -> None:
-        column = self._guard(lambda: self._session.remove(name))
-        if self.reference == column.id:
-            self.reference = -1
-        self._publish(ok=True)
 
     def _change(self, name: str, change: Any, request: int) -> None:
         """Apply ``change(column)`` to the column ``name`` and recompute it (see
@@ -384,20 +365,16 @@ class Compare(CompareTraits):
             self.error = error
         self.status = status
 
-    def _progress(self, message: dict) -> None:
-        self.progress = message
-
     def _publish(self, ok: bool = False) -> None:
         """Send columns, heatmaps and scores to the page; ``ok``: after a successful change,
         clear the error (status back to ready, or computing while scores run)."""
         session = self._session
         with session.locked():  # a score thread never sends an older state last
             columns = session.columns
-            heatmaps = {}
-            for column in columns:
-                message = encode_array(heatmap_array(column.result.relevance))
-                message.update(generation=column.generation, request=column.request)
-                heatmaps[str(column.id)] = message
+            heatmaps = {
+                str(c.id): heatmap_message(c.result.relevance, c.generation, c.request)
+                for c in columns
+            }
             ids = [column.id for column in columns]
             self.compute_count = session.backward_count
             self.columns = [column_entry(column) for column in columns]
@@ -415,10 +392,3 @@ class Compare(CompareTraits):
                 f"unknown colormap {proposal['value']!r}; choose one of {sorted(CMAPS)}"
             )
         return proposal["value"]
-
-
-def _params(content: dict) -> dict[str, Any]:
-    params = content.get("params") or {}
-    if not isinstance(params, dict):
-        raise TypeError(f"'params' must be an object of parameter values, got {params!r}")
-    return dict(params)

@@ -26,13 +26,13 @@ from torch import nn
 from lrp_core.composites import COMPOSITES
 from lrp_core.core import Composite, Hook
 from lrp_core.live import LiveExplanation
-from lrp_widgets._base import command, load_bundle
+from lrp_widgets._base import command, command_params, load_bundle
 from lrp_widgets._checks import check_inputs, check_layer_names, composite_key
 from lrp_widgets._payload import (
     display_images,
     encode_array,
     health_entries,
-    heatmap_array,
+    heatmap_message,
     layer_map_message,
     layer_rows,
     palettes,
@@ -221,6 +221,10 @@ class Explorer(ExplorerTraits):
             targets = self._names(self.selected if name is None else name)
             self._edit(lambda: self._assign_each(rule, targets, params))
             return
+        if name is not None and not isinstance(name, str):
+            raise self._show_error(
+                TypeError(f"with type= or within=, name must be one layer name, got {name!r}")
+            )
         self._edit(
             lambda: self.live.assign(_rule(rule), name=name, type=type, within=within, **params)
         )
@@ -248,7 +252,7 @@ class Explorer(ExplorerTraits):
     def _assign_command(self, content: dict, request: int) -> None:
         names = self._names(content.get("names", []))
         rule = content.get("rule")
-        params = dict(content.get("params") or {})
+        params = command_params(content)
         scope_type = content.get("scope_type") or None
         within = content.get("scope_within") or None
         if within is not None:
@@ -321,8 +325,7 @@ class Explorer(ExplorerTraits):
             return
         if result is None:  # superseded by a newer request
             return
-        heatmap = encode_array(heatmap_array(result.relevance))
-        heatmap.update(generation=generation, request=request)
+        heatmap = heatmap_message(result.relevance, generation, request)
         heatmap["classes"] = None if result.classes is None else result.classes.tolist()
         self.heatmap = heatmap
         self.health = health_entries(result, HEALTH_TOLERANCE)
