@@ -166,7 +166,7 @@ assert relus and all(explorer.rules[n]["rule"] == "Pass" for n in relus)
 """,
     ),
     (
-        'explorer.assign("PositiveWeights", convolutions, epsilon=1e-6)',
+        'explorer.assign("PositiveWeights", name=convolutions, epsilon=1e-6)',
         """
 for name in convolutions:
     state = explorer.rules[name]
@@ -181,7 +181,7 @@ assert all(abs(i - o) <= 1e-5 * max(abs(i), 1e-12) for i, o in pairs), entry
 """,
     ),
     (
-        'explorer.assign("ZPlus", convolutions, zero_params="bias")',
+        'explorer.assign("ZPlus", name=convolutions, zero_params="bias")',
         """
 assert torch.allclose(ours, builtin, atol=1e-6)
 assert explorer.rules["head.0"]["rule"] == "PositiveWeights"
@@ -504,7 +504,7 @@ for restored in (model, canonized_explorer.model):
 
 QUICKSTART = [
     (
-        'explorer.assign("Gamma", "features.4", gamma=0.5)',
+        'explorer.assign("Gamma", name="features.4", gamma=0.5)',
         """
 assert explorer.rules["features.4"] == {
     "rule": "Gamma", "params": explorer.rules["features.4"]["params"], "origin": "override"

@@ -1,4 +1,5 @@
-"""What the Explorer sends to its front end: binary arrays, colormap palettes, the rule catalog.
+"""Payload encoding: what the widgets send to their front end (binary arrays, colormap palettes,
+the rule catalog, layer rows, predictions, health entries).
 
 Arrays travel as ``{"dtype", "shape", "data"}`` with ``data`` raw little-endian bytes, which
 ipywidgets sends as a binary buffer beside the JSON message (never base64 inside the JSON).
@@ -19,8 +20,10 @@ from lrp_core.live import GRADIENT, OUTSIDE_MODULES, RULES, LiveResult, paramete
 def encode_array(array: np.ndarray | torch.Tensor) -> dict[str, Any]:
     """``array`` (float32 or uint8) as ``{"dtype", "shape", "data": bytes}`` for the front end.
 
-    Raises:
-        TypeError: the dtype is neither float32 nor uint8.
+    Raises
+    ------
+    TypeError
+        the dtype is neither float32 nor uint8.
     """
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
@@ -58,11 +61,28 @@ def heatmap_array(relevance: torch.Tensor) -> np.ndarray:
     return r.numpy()
 
 
-def rule_catalog() -> dict[str, dict[str, Any]]:
+def heatmap_message(relevance: torch.Tensor, generation: int, request: int) -> dict[str, Any]:
+    """``relevance`` as a float32 array message (see :func:`heatmap_array`) with the
+    ``generation`` that computed it and the page ``request`` it answers (0: from Python)."""
+    message = encode_array(heatmap_array(relevance))
+    message.update(generation=generation, request=request)
+    return message
+
+
+def rule_catalog(value_range: tuple[float, float] | None = None) -> dict[str, dict[str, Any]]:
     """Every registered rule (built-in and custom) with its parameters and their defaults.
 
-    ``{name: {"params": {param: default or None}}}``; ``"Gradient"`` (no rule) comes first.
-    Defaults that are not plain numbers, strings or None are given as None.
+    Parameters
+    ----------
+    value_range : tuple of float, optional
+        ``(min, max)`` of the inputs: offered as the ``ZBox`` bounds ``low``/``high``, which have
+        no default of their own.
+
+    Returns
+    -------
+    dict
+        ``{name: {"params": {param: default or None}}}``; ``"Gradient"`` (no rule) comes first.
+        Defaults that are not plain numbers, strings or None are given as None.
     """
     catalog: dict[str, dict[str, Any]] = {GRADIENT: {"params": {}}}
     for name, cls in sorted(RULES.items()):
@@ -73,6 +93,11 @@ def rule_catalog() -> dict[str, dict[str, Any]]:
             plain = isinstance(default, int | float | str) or default is None
             params[param] = default if plain and default is not inspect.Parameter.empty else None
         catalog[name] = {"params": params}
+    box = catalog.get("ZBox", {}).get("params", {})
+    if value_range is not None:
+        for bound, value in zip(("low", "high"), value_range, strict=True):
+            if bound in box and box[bound] is None:
+                box[bound] = float(value)
     return catalog
 
 

@@ -190,8 +190,10 @@ def sensitivity(
 def long_score_names(names: Any) -> list[str]:
     """The long scores asked for (None: all), checked.
 
-    Raises:
-        ValueError: an unknown name (cheap scores are computed with every heatmap).
+    Raises
+    ------
+    ValueError
+        an unknown name (cheap scores are computed with every heatmap).
     """
     wanted = list(LONG_SCORES) if names is None else list(names)
     unknown = [name for name in wanted if name not in LONG_SCORES]

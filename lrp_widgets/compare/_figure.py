@@ -25,7 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from lrp_core.cmap import CMAPS
-from lrp_widgets._transport import display_images
+from lrp_widgets._payload import display_images
 
 NORMALIZATIONS = ("grid", "row", "cell")
 SCALE_BY = ("percentile", "max")
@@ -50,8 +50,10 @@ def group_scale(values: np.ndarray, scale_by: str = "percentile") -> float:
     ``floor(0.99 * (n - 1))`` of the n finite ``|values|`` sorted ascending) or, with
     ``scale_by="max"``, the largest finite ``|value|``; 0 when no value is finite.
 
-    Raises:
-        ValueError: an unknown ``scale_by``.
+    Raises
+    ------
+    ValueError
+        an unknown ``scale_by``.
     """
     if scale_by not in SCALE_BY:
         raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}")
@@ -70,8 +72,10 @@ def cell_scales(maps: np.ndarray, normalization: str, scale_by: str = "percentil
     """Scale ``s`` of every cell ``[N, K]`` of ``maps`` ``[N, K, H, W]``: ``group_scale`` over all
     values of its group (see the module doc).
 
-    Raises:
-        ValueError: an unknown normalization or ``scale_by``.
+    Raises
+    ------
+    ValueError
+        an unknown normalization or ``scale_by``.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -91,8 +95,10 @@ def cell_scales(maps: np.ndarray, normalization: str, scale_by: str = "percentil
 def colormap(name: str) -> ListedColormap:
     """The ``lrp_core.cmap`` colormap ``name`` as a matplotlib colormap (256 entries).
 
-    Raises:
-        ValueError: an unknown colormap name (the message lists the known ones).
+    Raises
+    ------
+    ValueError
+        an unknown colormap name (the message lists the known ones).
     """
     if name not in CMAPS:
         raise ValueError(f"unknown colormap {name!r}; choose one of {sorted(CMAPS)}")
@@ -175,8 +181,23 @@ def _colorbars(figure, cell_axes, mappables, scales, normalization) -> list:
     return bars
 
 
+def _reference_index(reference: int | str, columns: Sequence[Any]) -> int | None:
+    """Position of the difference reference (a column id or name) among ``columns``; None for
+    no difference view."""
+    ids = [column.id for column in columns]
+    names = [column.name for column in columns]
+    if isinstance(reference, str):
+        if reference not in names:
+            raise ValueError(f"reference {reference!r} is not a column; columns: {names}")
+        return names.index(reference)
+    if reference == -1 or reference not in ids:
+        return None  # e.g. the page still points at a removed column: no difference view
+    return ids.index(reference)
+
+
 def compare_figure(
     compare: Any,
+    columns: Sequence[Any],
     *,
     normalization: str | None = None,
     scale_by: str | None = None,
@@ -186,16 +207,18 @@ def compare_figure(
     show_inputs: bool = False,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """The grid of a ``Compare`` widget; arguments left None take the widget's traits.
+    """The grid of a ``Compare`` widget's ``columns``; arguments left None take its traits.
 
     ``scale_by``: ``"percentile"`` or ``"max"`` (see the module doc);
     ``reference``: a column id or name (-1: no difference view); ``show``: ``"heatmap"`` or
     ``"overlay"`` (maps over the grey inputs); ``show_inputs``: an extra first column with the
     inputs. Row labels give the row index and the explained class.
 
-    Raises:
-        ValueError: an unknown normalization, scale_by, colormap, show value or reference
-            column.
+    Raises
+    ------
+    ValueError
+        an unknown normalization, scale_by, colormap, show value or reference
+        column.
     """
     normalization = compare.normalization if normalization is None else normalization
     scale_by = compare.scale_by if scale_by is None else scale_by
@@ -203,20 +226,10 @@ def compare_figure(
     show = compare.show if show is None else show
     if show not in ("heatmap", "overlay"):
         raise ValueError(f"show must be 'heatmap' or 'overlay', got {show!r}")
-    columns = compare._columns
     if not columns:
         raise ValueError("the grid has no columns to draw; add one with add_column(...)")
-    reference = compare.reference if reference is None else reference
-    ids = [column.id for column in columns]
     names = [column.name for column in columns]
-    if isinstance(reference, str):
-        if reference not in names:
-            raise ValueError(f"reference {reference!r} is not a column; columns: {names}")
-        index: int | None = names.index(reference)
-    elif reference == -1 or reference not in ids:
-        index = None  # e.g. the page still points at a removed column: no difference view
-    else:
-        index = ids.index(reference)
+    index = _reference_index(compare.reference if reference is None else reference, columns)
     maps = cell_maps([column.result.relevance.detach().numpy() for column in columns], index)
     titles = [
         name if index is None or j == index else f"{name} − {names[index]}"

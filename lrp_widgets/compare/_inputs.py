@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lrp_widgets._checks import check_inputs
-from lrp_widgets._compare_columns import ColumnSpec, carried_canonizers, column_error, read_config
+from lrp_widgets.compare._configs import ColumnSpec, carried_canonizers, column_error, read_config
 
 
 def check_model(model: Any) -> nn.Module:
@@ -97,8 +97,10 @@ def open_live(model: nn.Module, inputs: torch.Tensor, canonizers: list, columns:
     """The live explanation all columns share (eval mode, canonizers applied, a term cache with
     room for every column).
 
-    Raises:
-        RuntimeError: the model is already hooked, e.g. by an open Explorer on the same model.
+    Raises
+    ------
+    RuntimeError
+        the model is already hooked, e.g. by an open Explorer on the same model.
     """
     from lrp_core.core import HookConflictError
     from lrp_core.live import LiveExplanation

@@ -4,8 +4,11 @@ From the page, ``compute_scores`` runs in a background thread (commands arrive o
 comm thread, which must not be blocked); from Python it runs in the caller's thread. Either way
 the widget's ``progress`` trait follows the steps, and ``cancel()`` or a progress callback
 stops the work between two steps by raising ``lrp_core.evaluation.Cancelled`` inside the score
-function. Each step holds the widget's lock only for one model call or one backward pass, so
+function. Each step holds the session's lock only for one model call or one backward pass, so
 column edits from the page interleave; a column changed meanwhile keeps no stale scores.
+
+The runner works on a :class:`~lrp_widgets.compare._session.CompareSession` and tells the widget
+what happens through :class:`ScoreEvents` callbacks; it never touches the widget itself.
 """
 
 from __future__ import annotations
@@ -14,16 +17,14 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from lrp_core.evaluation import Cancelled, EvaluationInputError
 from lrp_core.live import RuleAssignment
-from lrp_widgets._compare_scores import ScoreOptions, faithfulness, sensitivity
-
-if TYPE_CHECKING:
-    from lrp_widgets.compare import Compare
+from lrp_widgets.compare._scores import ScoreOptions, faithfulness, sensitivity
+from lrp_widgets.compare._session import CompareSession
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,47 @@ class _Job:
     relevance: torch.Tensor
 
 
-class ScoreRunner:
-    """Runs ``faithfulness`` and ``class_sensitivity`` for every column of one widget."""
+@dataclass(frozen=True)
+class ScoreEvents:
+    """How the runner reports to its widget.
 
-    def __init__(self, compare: Compare, options: ScoreOptions | None = None):
-        self.compare = compare
+    Attributes
+    ----------
+    state : callable
+        ``state(status, error)``: the widget's status (``"computing"``/``"ready"``) and error
+        message (``""`` for none, None: unchanged) changed.
+    failed : callable
+        ``failed(error)``: the computation failed with this exception.
+    progress : callable
+        ``progress(message)``: ``{task, done, total}``, or ``{}`` when the work ends.
+    scores : callable
+        ``scores()``: new scores were stored in the session.
+    """
+
+    state: Callable[[str, str | None], None]
+    failed: Callable[[Exception], None]
+    progress: Callable[[dict], None]
+    scores: Callable[[], None]
+
+
+class ScoreRunner:
+    """Runs ``faithfulness`` and ``class_sensitivity`` for every column of one session.
+
+    Parameters
+    ----------
+    session : CompareSession
+        The columns to score.
+    events : ScoreEvents
+        Callbacks that tell the widget about progress, state and new scores.
+    options : ScoreOptions, optional
+        Sizes of the perturbation steps.
+    """
+
+    def __init__(
+        self, session: CompareSession, events: ScoreEvents, options: ScoreOptions | None = None
+    ):
+        self.session = session
+        self.events = events
         self.options = options or ScoreOptions()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,26 +121,26 @@ class ScoreRunner:
         try:
             self._run(names, None)
         except Exception as error:  # shown in the page; never raised into the comm thread
-            self.compare._failed(error)
+            self.events.failed(error)
 
     def _run(self, names: list[str], progress: Callable | None) -> None:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("scores are already being computed; cancel them first")
-        compare = self.compare
+        events = self.events
         try:
             self._cancel.clear()
-            with compare._lock:
+            with self.session.locked():
                 jobs = [
                     _Job(c.id, c.name, c.generation, c.assignment.copy(), c.result.relevance)
-                    for c in compare._columns
+                    for c in self.session.columns
                 ]
-            inputs = compare.live.inputs
+            inputs = self.session.live.inputs
             steps = {
                 "faithfulness": self.options.faithfulness_steps(*inputs.shape[2:]),
                 "class_sensitivity": 2,
             }
             total = len(jobs) * sum(steps[name] for name in names)
-            compare.status, compare.error = "computing", ""
+            events.state("computing", "")
             done = 0
             for job in jobs:
                 for name in names:
@@ -111,39 +148,39 @@ class ScoreRunner:
                     report(0, steps[name])
                     self._score(job, name, report)
                     done += steps[name]
-            compare.status = "ready"
+            events.state("ready", None)
         except Cancelled:
-            compare.error = "compute_scores was cancelled; scores of finished columns are kept"
-            compare.status = "ready"
+            events.state(
+                "ready", "compute_scores was cancelled; scores of finished columns are kept"
+            )
         except Exception as error:
-            compare._failed(error)
+            events.failed(error)
             raise
         except BaseException:  # KeyboardInterrupt: leave the widget ready, then stop
-            compare.error = "compute_scores was interrupted; scores of finished columns are kept"
-            compare.status = "ready"
+            events.state(
+                "ready", "compute_scores was interrupted; scores of finished columns are kept"
+            )
             raise
         finally:
-            compare.progress = {}
+            events.progress({})
             self._busy.release()
 
     def _reporter(self, task: str, base: int, total: int, user: Callable | None):
-        compare = self.compare
-
         def report(step: int, steps: int) -> None:
             if self._cancel.is_set():
                 raise Cancelled(f"cancelled during {task}")
             done = base + step
             if step == 0 and done > 0:
                 return  # the previous task reported this count already
-            compare.progress = {"task": task, "done": done, "total": total}
+            self.events.progress({"task": task, "done": done, "total": total})
             if user is not None and user(done, total) is False:
                 raise Cancelled(f"cancelled by the progress callback during {task}")
 
         return report
 
     def _score(self, job: _Job, name: str, report: Callable) -> None:
-        compare = self.compare
-        inputs, classes = compare.live.inputs, compare._classes()
+        session = self.session
+        inputs, classes = session.live.inputs, session.classes()
         curves = None
         try:
             if name == "faithfulness":
@@ -155,31 +192,21 @@ class ScoreRunner:
                     lambda x, c: self._explain(job, c),
                     inputs,
                     classes,
-                    compare._num_classes,
+                    session.num_classes,
                     self.options,
                     report,
                 )
         except EvaluationInputError:  # undefined for this column (e.g. an all-zero map)
             values = [None] * inputs.shape[0]
-        with compare._lock:
-            current = [c for c in compare._columns if c.id == job.id]
-            if not current or current[0].generation != job.generation:
-                return  # removed or changed meanwhile: these scores are stale
-            compare._scores.set_long(name, job.id, values, curves)
-        compare._publish()
+        # a column removed or changed meanwhile keeps no stale scores
+        if session.store_long_score(name, job.id, job.generation, values, curves):
+            self.events.scores()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with self.compare._lock:
-            return self.compare.live.model(x)
+        return self.session.forward(x)
 
     def _explain(self, job: _Job, classes: torch.Tensor) -> torch.Tensor:
-        live = self.compare.live
-        with self.compare._lock:
-            generation = live.request()
-            result = live.explain(
-                classes.tolist(), assignment=job.assignment, generation=generation
-            )
-        return result.relevance
+        return self.session.explain(job.assignment, classes.tolist())
 
 
 def _print_progress(done: int, total: int) -> None:
