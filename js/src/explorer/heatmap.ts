@@ -9,7 +9,7 @@ import { bytesOf, float32Of } from "../shared/arrays";
 import { labelled, opacitySlider, select } from "../shared/controls";
 import { paintRelevance } from "../shared/paint";
 import { scaleOf } from "../shared/scale";
-import type { ArrayMessage } from "../shared/types";
+import type { ArrayMessage, PaletteData } from "../shared/types";
 
 export interface HeatmapView {
   readonly el: HTMLElement;
@@ -22,7 +22,7 @@ export interface HeatmapView {
 
 type Reduce = "sum" | "abs" | "positive";
 
-export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | Uint8Array>): HeatmapView {
+export function createHeatmap(palettes: Record<string, PaletteData>): HeatmapView {
   const el = document.createElement("div");
   el.className = "lrp-panel lrp-heatmap";
   const canvas = document.createElement("canvas");
