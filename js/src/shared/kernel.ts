@@ -1,8 +1,8 @@
 /**
- * Typed access to a widget model: reading traits, writing the ones the front end owns,
- * sending commands, and subscribing to changes (all undone by `dispose()`). Shared by the
- * Explorer and Compare entries: `T` is the widget's traits, `C` its commands, `Owned` the traits
- * the page may write.
+ * The page's link to the kernel: typed access to a widget model, reading traits, writing the
+ * ones the front end owns, sending commands through a request queue, and subscribing to changes
+ * (all undone by `dispose()`). Shared by the Explorer and Compare entries: `T` is the widget's
+ * traits, `C` its commands, `Owned` the traits the page may write.
  *
  * Commands are numbered (request numbers) and at most one is in flight: while the kernel works,
  * only the newest pending command of each coalescing key is kept (one key unless the caller
@@ -11,11 +11,11 @@
  */
 import type { AnyModel } from "@anywidget/types";
 
-/** What every widget using the transport syncs: the last request the kernel handled. */
-// `any` is the model's own constraint (anywidget's ObjectHash).
-export type TransportTraits = Record<string, any> & { answered: number };
+/** What every widget using a `Kernel` syncs: the last request the kernel handled. */
+// biome-ignore lint/suspicious/noExplicitAny: anywidget's own model constraint (ObjectHash); the traits are interfaces, which have no index signature and so do not fit Record<string, unknown>.
+export type KernelTraits = Record<string, any> & { answered: number };
 
-export class Transport<T extends TransportTraits, C extends object, Owned extends keyof T = never> {
+export class Kernel<T extends KernelTraits, C extends object, Owned extends keyof T = never> {
   readonly #model: AnyModel<T>;
   readonly #disposers: Array<() => void> = [];
   #sent = 0;
@@ -110,24 +110,8 @@ export class Transport<T extends TransportTraits, C extends object, Owned extend
     return request === 0 ? this.#inFlight <= this.#model.get("answered") : request >= this.#inFlight;
   }
 
-  /** Removes every listener added through this transport. */
+  /** Removes every listener added through this link. */
   dispose(): void {
     for (const dispose of this.#disposers.splice(0)) dispose();
   }
-}
-
-/** The bytes of a binary trait value, whatever the transport made of them. */
-export function bytesOf(data: DataView | ArrayBuffer | Uint8Array): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** A float32 view of an array message (copied when the bytes are not 4-byte aligned). */
-export function float32Of(message: { data: DataView | ArrayBuffer | Uint8Array }): Float32Array {
-  const bytes = bytesOf(message.data);
-  if (bytes.byteOffset % 4 === 0) {
-    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  }
-  return new Float32Array(bytes.slice().buffer);
 }

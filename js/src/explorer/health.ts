@@ -4,7 +4,7 @@
  * are highlighted (`data-violation`). Clicking a bar selects that layer. Relevance created or lost
  * outside modules (a residual `+` in `forward` without a canonizer) comes last, not clickable.
  */
-import type { HealthEntry } from "../types";
+import type { HealthEntry } from "./types";
 
 export function createHealth(onSelect: (name: string) => void): {
   el: HTMLElement;

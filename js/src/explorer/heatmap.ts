@@ -1,14 +1,15 @@
 /**
- * Heatmap view: the relevance of one sample overlaid on its input, drawn on a canvas
- * (`data-role="heatmap"`). Colormap (`data-role="cmap-select"`, palettes sent by the kernel),
+ * Heatmap view: the relevance of one sample overlaid on a grey copy of its input, drawn on a
+ * canvas (`data-role="heatmap"`) by `../shared/paint.ts`, as a Compare cell draws it. Colormap (`data-role="cmap-select"`, palettes sent by the kernel),
  * opacity, normalisation (99th percentile or maximum of |R|, symmetric around 0), channel
  * reduction and smooth/pixelated display are applied here, without the kernel. Hovering shows
  * the value.
  */
-import { colorPosition, scaleOf } from "../scale";
-import { bytesOf, float32Of } from "../transport";
-import type { ArrayMessage } from "../types";
-import { labelled, opacitySlider, select } from "./controls";
+import { bytesOf, float32Of } from "../shared/arrays";
+import { labelled, opacitySlider, select } from "../shared/controls";
+import { paintRelevance } from "../shared/paint";
+import { scaleOf } from "../shared/scale";
+import type { ArrayMessage, PaletteData } from "../shared/types";
 
 export interface HeatmapView {
   readonly el: HTMLElement;
@@ -21,7 +22,7 @@ export interface HeatmapView {
 
 type Reduce = "sum" | "abs" | "positive";
 
-export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | Uint8Array>): HeatmapView {
+export function createHeatmap(palettes: Record<string, PaletteData>): HeatmapView {
   const el = document.createElement("div");
   el.className = "lrp-panel lrp-heatmap";
   const canvas = document.createElement("canvas");
@@ -33,7 +34,10 @@ export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | 
   hover.textContent = "\u00a0";
 
   const names = Object.keys(palettes);
-  const cmap = select("cmap-select", names.map((n) => [n, n]));
+  const cmap = select(
+    "cmap-select",
+    names.map((n) => [n, n]),
+  );
   cmap.value = names.includes("bwr") ? "bwr" : (names[0] ?? "");
   const opacity = opacitySlider(0.85);
   const norm = select("norm-select", [
@@ -109,19 +113,14 @@ export function createHeatmap(palettes: Record<string, DataView | ArrayBuffer | 
     const context = canvas.getContext("2d", { willReadFrequently: true });
     if (!context) return;
     const pixels = context.createImageData(width, height);
-    const out = pixels.data;
-    const palette = paletteBytes();
-    const alpha = Number(opacity.value);
     const image = images && images.shape[1] === height && images.shape[2] === width ? bytesOf(images.data) : null;
-    const imageBase = sample * width * height * 3;
-    for (let i = 0; i < width * height; i++) {
-      const k = Math.floor(colorPosition(map[i] ?? 0, bound) * 255) * 3;
-      for (let ch = 0; ch < 3; ch++) {
-        const under = image ? (image[imageBase + i * 3 + ch] ?? 0) : 255;
-        out[i * 4 + ch] = (1 - alpha) * under + alpha * (palette[k + ch] ?? 0);
-      }
-      out[i * 4 + 3] = 255;
-    }
+    paintRelevance(pixels.data, map, {
+      scale: bound,
+      palette: paletteBytes(),
+      alpha: Number(opacity.value),
+      under: image,
+      underOffset: sample * width * height * 3,
+    });
     context.putImageData(pixels, 0, 0);
     canvas.classList.toggle("lrp-smooth", smooth.checked);
     lastDrawMs = performance.now() - start;

@@ -54,8 +54,7 @@ export function paramControl(name: string, onInput: () => void): ParamControl | 
   const toSlider = (v: number): number => {
     if (!range) return 0;
     const t = range.log
-      ? (Math.log10(Math.max(v, range.min)) - Math.log10(range.min)) /
-        (Math.log10(range.max) - Math.log10(range.min))
+      ? (Math.log10(Math.max(v, range.min)) - Math.log10(range.min)) / (Math.log10(range.max) - Math.log10(range.min))
       : (v - range.min) / (range.max - range.min);
     return Math.round(Math.min(1, Math.max(0, t)) * STEPS);
   };

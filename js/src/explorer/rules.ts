@@ -5,9 +5,10 @@
  * preset picker (`data-role="composite-select"`, keeping or clearing overrides).
  * Parameter edits are debounced; the kernel validates them.
  */
-import type { LayerInfo, RuleState } from "../types";
-import { button, labelled, select, setOptions } from "./controls";
-import { type ParamControl, paramControl } from "./params";
+
+import { button, labelled, select, setOptions } from "../shared/controls";
+import { type ParamControl, paramControl } from "../shared/params";
+import type { LayerInfo, RuleState } from "./types";
 
 const DEBOUNCE_MS = 25;
 
@@ -53,18 +54,11 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
   keep.type = "checkbox";
   keep.checked = true;
   keep.dataset.role = "keep-overrides";
-  compositeSelect.addEventListener("change", () =>
-    options.onComposite(compositeSelect.value, keep.checked),
-  );
+  compositeSelect.addEventListener("change", () => options.onComposite(compositeSelect.value, keep.checked));
   const rows = document.createElement("div");
   rows.className = "lrp-rule-body";
   rows.append(labelled("Rule", ruleSelect), labelled("Apply to", scope), paramsBox, reset);
-  el.append(
-    title,
-    rows,
-    labelled("Composite", compositeSelect),
-    labelled("keep overrides", keep),
-  );
+  el.append(title, rows, labelled("Composite", compositeSelect), labelled("keep overrides", keep));
 
   let selection: string[] = [];
   let controls: ParamControl[] = [];
@@ -87,12 +81,7 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
     const first = byName.get(selection[0] ?? "");
     const bulk = scope.value.startsWith("type:") && first;
     const within = scope.value.slice("type:".length);
-    options.onAssign(
-      selection,
-      ruleSelect.value,
-      paramValues(),
-      bulk ? { type: first.type, within } : undefined,
-    );
+    options.onAssign(selection, ruleSelect.value, paramValues(), bulk ? { type: first.type, within } : undefined);
   };
   const sendSoon = (): void => {
     el.dataset.pending = "true";

@@ -1,7 +1,8 @@
 /**
- * Entry of the `lrp_widgets.Compare` anywidget: a grid of relevance overlays, rows = inputs,
- * columns = rule configurations. Composes the toolbar, column headers, cells, colour bars and
- * status line, and wires them to the kernel through the Explorer's `transport.ts`.
+ * Entry of the `lrp_widgets.Compare` anywidget (bundled as `lrp_widgets/static/compare.js`): a
+ * grid of relevance overlays, rows = inputs, columns = rule configurations. Composes the toolbar,
+ * column headers, cells, colour bars and status line, and wires them to the kernel
+ * (`../shared/kernel.ts`). It uses only this folder and `../shared/`, never the Explorer's views.
  *
  * Everything visual (channel sum, normalisation, difference view, colormap, colour bars, hover
  * crosshair, sorting, PNG download) happens here without asking the kernel; only column edits
@@ -28,16 +29,18 @@
  * cell, `data-hover="x,y"` (heatmap pixel, the same crosshair drawn in every cell).
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
-import "./theme.css";
+import "../shared/theme.css";
 import "./compare.css";
-import { type CellScore } from "./compare/cell";
-import { type Colorbar, createColorbar } from "./compare/colorbar";
-import { type ColumnHeader, createColumnHeader } from "./compare/column";
-import { createGrid } from "./compare/grid";
-import { channelSum, differenceMaps, groupScales, type MapGrid } from "./compare/normalize";
-import { rowOrder } from "./compare/scores";
-import { createToolbar } from "./compare/toolbar";
-import { bytesOf, float32Of, Transport } from "./transport";
+import { bytesOf, float32Of } from "../shared/arrays";
+import { Kernel } from "../shared/kernel";
+import { createStatus, plural } from "../shared/status";
+import type { CellScore } from "./cell";
+import { type Colorbar, createColorbar } from "./colorbar";
+import { type ColumnHeader, createColumnHeader } from "./column";
+import { createGrid } from "./grid";
+import { channelSum, differenceMaps, groupScales, type MapGrid } from "./normalize";
+import { rowOrder } from "./scores";
+import { createToolbar } from "./toolbar";
 import type { ColumnHeatmap, CompareCommand, CompareTraits } from "./types";
 
 /** Scores computed on request only (the others come with every heatmap). */
@@ -56,43 +59,43 @@ interface ColumnMaps {
 }
 
 function render({ model, el }: RenderProps<CompareTraits>): () => void {
-  const transport = new Transport<CompareTraits, CompareCommand, CompareOwned>(model);
+  const kernel = new Kernel<CompareTraits, CompareCommand, CompareOwned>(model);
   const root = document.createElement("div");
   root.className = "lrp-compare";
   // Lumino (JupyterLab, Notebook 7) ignores its keyboard shortcuts for keys typed in here.
   root.dataset.lmSuppressShortcuts = "true";
-  const palettes = transport.get("palettes");
+  const palettes = kernel.get("palettes");
   let structural = 0; // coalescing keys of commands that must all reach the kernel
 
   const counted = (): void => {
-    root.dataset.requests = String(transport.messages);
-    root.dataset.busy = String(transport.busy);
+    root.dataset.requests = String(kernel.messages);
+    root.dataset.busy = String(kernel.busy);
   };
   const command = (message: CompareCommand, key = `structural:${structural++}`): void => {
-    transport.send(message, key);
+    kernel.send(message, key);
     counted();
   };
 
   const toolbar = createToolbar(Object.keys(palettes), {
     onAddPreset: (preset) => command({ type: "add_column", preset }),
     onAddConfig: (config) => command({ type: "add_column", config }),
-    onNormalization: (mode) => transport.set("normalization", mode, false),
-    onScaleBy: (by) => transport.set("scale_by", by, false),
-    onReference: (id) => transport.set("reference", id, false),
-    onCmap: (name) => transport.set("cmap", name, false),
-    onShow: (show) => transport.set("show", show, false),
+    onNormalization: (mode) => kernel.set("normalization", mode, false),
+    onScaleBy: (by) => kernel.set("scale_by", by, false),
+    onReference: (id) => kernel.set("reference", id, false),
+    onCmap: (name) => kernel.set("cmap", name, false),
+    onShow: (show) => kernel.set("show", show, false),
     onOpacity: () => redraw(),
-    onSort: (sort) => transport.set("sort", sort, false),
+    onSort: (sort) => kernel.set("sort", sort, false),
     onComputeScores: () => {
-      const info = transport.get("score_info");
+      const info = kernel.get("score_info");
       command({ type: "compute_scores", names: LONG_SCORES.filter((name) => name in info) });
     },
     onCancel: () => {
-      transport.sendNow({ type: "cancel" });
+      kernel.sendNow({ type: "cancel" });
       counted();
     },
   });
-  const columnName = (id: number): string => transport.get("columns").find((c) => c.id === id)?.name ?? String(id);
+  const columnName = (id: number): string => kernel.get("columns").find((c) => c.id === id)?.name ?? String(id);
   let hover: [number, number] | null = null;
   const grid = createGrid(
     (row, col) => `${columnName(col)}-input${row}`,
@@ -103,15 +106,11 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
       for (const cell of grid.cells()) cell.setHover(point);
     },
   );
-  const status = document.createElement("div");
-  status.className = "lrp-status";
-  status.dataset.role = "status";
-  status.setAttribute("role", "status");
-  status.setAttribute("aria-live", "polite");
+  const status = createStatus();
   const scroller = document.createElement("div");
   scroller.className = "lrp-grid-scroll";
   scroller.append(grid.el);
-  root.append(toolbar.el, scroller, status);
+  root.append(toolbar.el, scroller, status.el);
   el.append(root);
 
   const headers = new Map<number, ColumnHeader>();
@@ -135,9 +134,9 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   /** The column's maps from its newest heatmap (summed once per generation), unless an edit of
    * the column waits to be sent (then its answer would be stale at once). */
   const columnMaps = (id: number): ColumnMaps | null => {
-    const message = transport.get("heatmaps")[String(id)];
+    const message = kernel.get("heatmaps")[String(id)];
     const cached = cache.get(id) ?? null;
-    const pending = transport.hasPending(`column:${id}:`);
+    const pending = kernel.hasPending(`column:${id}:`);
     if (!message?.shape || (pending && cached)) return cached;
     const same = cached?.generation === message.generation && cached.message.shape.join() === message.shape.join();
     if (same) return cached;
@@ -165,31 +164,31 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   // percentile needs a pass over every value; redraws for colormap or opacity need none).
   let scaleMemo: { key: string; value: ReturnType<typeof groupScales> } | null = null;
   const scalesOf = (shown: MapGrid, reference: number, sources: string[]): ReturnType<typeof groupScales> => {
-    const mode = transport.get("normalization");
-    const by = transport.get("scale_by");
+    const mode = kernel.get("normalization");
+    const by = kernel.get("scale_by");
     const key = [mode, by, reference, shown.length, ...sources].join("|");
     if (scaleMemo?.key !== key) scaleMemo = { key, value: groupScales(shown, mode, by) };
     return scaleMemo.value;
   };
 
   function redraw(): void {
-    const columns = transport.get("columns");
-    const n = transport.get("images").shape[0] ?? 0;
+    const columns = kernel.get("columns");
+    const n = kernel.get("images").shape[0] ?? 0;
     const maps = columns.map((c) => columnMaps(c.id));
     for (const id of [...cache.keys()]) if (!columns.some((c) => c.id === id)) cache.delete(id);
     const base: MapGrid = Array.from({ length: n }, (_, row) => maps.map((m) => m?.maps[row] ?? null));
-    const referenceId = transport.get("reference");
+    const referenceId = kernel.get("reference");
     const reference = columns.findIndex((c) => c.id === referenceId);
     const shown = differenceMaps(base, reference);
     for (const column of columns) header(column.id).el.dataset.reference = String(column.id === referenceId);
     const sources = columns.map((c, i) => `${c.id}@${maps[i]?.generation ?? -1}`);
     const { scales, groups } = scalesOf(shown, reference, sources);
-    const cmap = transport.get("cmap");
+    const cmap = kernel.get("cmap");
     const paletteData = palettes[cmap] ?? palettes.bwr;
     const palette = paletteData ? bytesOf(paletteData) : new Uint8Array(768);
-    const overlay = transport.get("show") === "overlay";
+    const overlay = kernel.get("show") === "overlay";
     const alpha = overlay ? toolbar.opacity() : 1;
-    const images = transport.get("images");
+    const images = kernel.get("images");
     const referenceGeneration = reference >= 0 ? (maps[reference]?.generation ?? -1) : -1;
     columns.forEach((column, c) => {
       const source = maps[c];
@@ -240,18 +239,18 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   }
 
   function scoreNames(): string[] {
-    const info = transport.get("score_info");
-    const scores = transport.get("scores");
+    const info = kernel.get("score_info");
+    const scores = kernel.get("scores");
     return [...new Set([...Object.keys(info), ...Object.keys(scores)])];
   }
 
   function showScores(): void {
-    const columns = transport.get("columns");
-    const scores = transport.get("scores");
-    const info = transport.get("score_info");
-    const curves = transport.get("curves");
+    const columns = kernel.get("columns");
+    const scores = kernel.get("scores");
+    const info = kernel.get("score_info");
+    const curves = kernel.get("curves");
     const names = scoreNames();
-    const n = transport.get("images").shape[0] ?? 0;
+    const n = kernel.get("images").shape[0] ?? 0;
     for (const column of columns) {
       const set = curves[String(column.id)];
       for (let row = 0; row < n; row++) {
@@ -267,15 +266,15 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
         grid.cell(row, column.id)?.setScores(entries, curve);
       }
     }
-    grid.setOrder(rowOrder(scores, transport.get("sort"), n));
+    grid.setOrder(rowOrder(scores, kernel.get("sort"), n));
   }
 
   function showRows(): void {
-    const classes = transport.get("classes");
-    const names = transport.get("class_names");
-    const predictions = transport.get("predictions");
+    const classes = kernel.get("classes");
+    const names = kernel.get("class_names");
+    const predictions = kernel.get("predictions");
     grid.setRowLabels(
-      transport.get("images"),
+      kernel.get("images"),
       classes.map((c, row) => {
         const [top, p] = predictions[row] ?? [];
         return { className: names[c] ?? String(c), probability: top === c && p !== undefined ? p : null };
@@ -284,19 +283,19 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
   }
 
   function refreshHeaders(): void {
-    const columns = transport.get("columns");
+    const columns = kernel.get("columns");
     for (const id of [...headers.keys()]) if (!columns.some((c) => c.id === id)) headers.delete(id);
     columns.forEach((column, index) => {
-      const editing = transport.isEditing(`column:${column.id}:`);
+      const editing = kernel.isEditing(`column:${column.id}:`);
       header(column.id).update(column, index, columns.length, editing);
     });
   }
 
   function layout(): void {
-    const columns = transport.get("columns");
+    const columns = kernel.get("columns");
     refreshHeaders();
     grid.setLayout(
-      transport.get("images").shape[0] ?? 0,
+      kernel.get("images").shape[0] ?? 0,
       columns.map((c) => c.id),
       (id) => header(id).el,
     );
@@ -308,57 +307,53 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
 
   function updateToolbar(): void {
     toolbar.update({
-      columns: transport.get("columns"),
-      presets: transport.get("presets"),
-      scoreInfo: transport.get("score_info"),
+      columns: kernel.get("columns"),
+      presets: kernel.get("presets"),
+      scoreInfo: kernel.get("score_info"),
       scoreNames: scoreNames(),
-      normalization: transport.get("normalization"),
-      scaleBy: transport.get("scale_by"),
-      reference: transport.get("reference"),
-      cmap: transport.get("cmap"),
-      show: transport.get("show"),
-      sort: transport.get("sort"),
-      progress: transport.get("progress"),
-      busy: transport.busy,
+      normalization: kernel.get("normalization"),
+      scaleBy: kernel.get("scale_by"),
+      reference: kernel.get("reference"),
+      cmap: kernel.get("cmap"),
+      show: kernel.get("show"),
+      sort: kernel.get("sort"),
+      progress: kernel.get("progress"),
+      busy: kernel.busy,
     });
   }
 
   function showStatus(): void {
-    const state = transport.get("status");
-    const error = transport.get("error");
-    const columns = transport.get("columns").length;
-    const n = transport.get("images").shape[0] ?? 0;
-    const parts: string[] = [state];
-    if (error) parts.push(error);
-    parts.push(`${n} input${n === 1 ? "" : "s"} × ${columns} column${columns === 1 ? "" : "s"}`);
-    status.textContent = parts.join(" · ");
-    status.dataset.status = state;
-    root.dataset.computeCount = String(transport.get("compute_count"));
-    root.dataset.answered = String(transport.get("answered"));
+    const state = kernel.get("status");
+    const error = kernel.get("error");
+    const columns = kernel.get("columns").length;
+    const n = kernel.get("images").shape[0] ?? 0;
+    status.update(state, [error, `${plural(n, "input")} × ${plural(columns, "column")}`]);
+    root.dataset.computeCount = String(kernel.get("compute_count"));
+    root.dataset.answered = String(kernel.get("answered"));
     counted();
   }
 
   layout();
   showStatus();
-  transport.onChange(["columns", "images"], layout);
-  transport.onChange(["classes", "class_names", "predictions"], showRows);
-  transport.onChange(["heatmaps", "normalization", "scale_by", "reference", "cmap", "show"], () => {
+  kernel.onChange(["columns", "images"], layout);
+  kernel.onChange(["classes", "class_names", "predictions"], showRows);
+  kernel.onChange(["heatmaps", "normalization", "scale_by", "reference", "cmap", "show"], () => {
     redraw();
     updateToolbar();
   });
-  transport.onChange(["scores", "score_info", "curves", "sort"], () => {
+  kernel.onChange(["scores", "score_info", "curves", "sort"], () => {
     showScores();
     updateToolbar();
   });
-  transport.onChange(["progress", "presets"], updateToolbar);
-  transport.onChange(["status", "error", "compute_count", "answered"], () => {
+  kernel.onChange(["progress", "presets"], updateToolbar);
+  kernel.onChange(["status", "error", "compute_count", "answered"], () => {
     showStatus();
     refreshHeaders(); // parameter boxes held back while their edit was on its way
     redraw(); // an edit that waited may have been answered without a new heatmap
   });
 
   return () => {
-    transport.dispose();
+    kernel.dispose();
     root.remove();
   };
 }

@@ -1,5 +1,5 @@
 /** Header: model name, total parameter count and expand/collapse-all buttons. */
-import { formatCount, formatExact } from "../format";
+import { formatCount, formatExact } from "../shared/format";
 
 export interface HeaderOptions {
   modelName: string;

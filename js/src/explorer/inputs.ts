@@ -3,9 +3,9 @@
  * target picker (`data-role="target-select"`: predicted class, the sample's top classes with
  * their probabilities, or any class).
  */
-import { bytesOf } from "../transport";
-import type { ArrayMessage } from "../types";
-import { labelled, select, setOptions } from "./controls";
+import { bytesOf } from "../shared/arrays";
+import { labelled, select, setOptions } from "../shared/controls";
+import type { ArrayMessage } from "../shared/types";
 
 export interface InputsOptions {
   onSample: (sample: number) => void;
@@ -29,9 +29,7 @@ export function createInputs(options: InputsOptions): InputsView {
   const strip = document.createElement("div");
   strip.className = "lrp-thumbs";
   const target = select("target-select", []);
-  target.addEventListener("change", () =>
-    options.onTarget(target.value === "predicted" ? null : Number(target.value)),
-  );
+  target.addEventListener("change", () => options.onTarget(target.value === "predicted" ? null : Number(target.value)));
   el.append(strip, labelled("Target", target));
   let drawn: ArrayMessage | null = null;
 

@@ -1,6 +1,8 @@
 /**
- * Entry of the `lrp_widgets.Explorer` anywidget: composes the header, layer tree, rule panel,
- * inputs, heatmap, health panel and status line, and wires them to the kernel (`transport.ts`).
+ * Entry of the `lrp_widgets.Explorer` anywidget (bundled as `lrp_widgets/static/explorer.js`):
+ * composes the header, layer tree, rule panel, inputs, heatmap, health panel and status line, and
+ * wires them to the kernel (`../shared/kernel.ts`). The views in this folder are the Explorer's
+ * own; what the Compare uses too lives in `../shared/`.
  *
  * Testing contract (stable): root class `lrp-explorer`; tree rows `data-layer` and `data-rule`;
  * `data-role` = `rule-select`, `heatmap`, `status` (text contains `ready` / `error`),
@@ -9,23 +11,23 @@
  * `data-latency-ms` (last edit → heatmap drawn), for tests and benchmarks.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
-import "./theme.css";
+import "../shared/theme.css";
 import "./explorer.css";
-import { Transport } from "./transport";
+import { Kernel } from "../shared/kernel";
+import { createStatus, plural } from "../shared/status";
+import { createHeader } from "./header";
+import { createHealth } from "./health";
+import { createHeatmap } from "./heatmap";
+import { createInputs } from "./inputs";
+import { createRulePanel } from "./rules";
+import { createLayerTree } from "./tree";
 import type { Command, ExplorerTraits, LayerMapMessage } from "./types";
-import { createHeader } from "./views/header";
-import { createHealth } from "./views/health";
-import { createHeatmap } from "./views/heatmap";
-import { createInputs } from "./views/inputs";
-import { createRulePanel } from "./views/rules";
-import { createStatus } from "./views/status";
-import { createLayerTree } from "./views/tree";
 
 /** Traits the Explorer page writes. */
 type ExplorerOwned = "selected" | "target" | "sample" | "focus_layer";
 
 function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
-  const transport = new Transport<ExplorerTraits, Command, ExplorerOwned>(model);
+  const kernel = new Kernel<ExplorerTraits, Command, ExplorerOwned>(model);
   const root = document.createElement("div");
   root.className = "lrp-explorer";
   // Lumino (JupyterLab, Notebook 7) ignores its keyboard shortcuts for keys typed in here.
@@ -38,46 +40,46 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   search.placeholder = "Filter layers by name or type";
   search.className = "lrp-search";
   search.dataset.role = "filter";
-  const tree = createLayerTree(transport.get("layers"), {
+  const tree = createLayerTree(kernel.get("layers"), {
     onSelect: (names) => {
-      transport.set("selected", names);
+      kernel.set("selected", names);
       refresh();
     },
   });
   search.addEventListener("input", () => tree.filter(search.value));
   const countMessages = (): void => {
-    root.dataset.requests = String(transport.messages);
-    root.dataset.busy = String(transport.busy);
+    root.dataset.requests = String(kernel.messages);
+    root.dataset.busy = String(kernel.busy);
   };
-  const rules = createRulePanel(transport.get("layers"), {
-    catalog: transport.get("catalog"),
-    composites: transport.get("composites"),
+  const rules = createRulePanel(kernel.get("layers"), {
+    catalog: kernel.get("catalog"),
+    composites: kernel.get("composites"),
     onAssign: (names, rule, params, scope) => {
       editStart = performance.now();
       const bulk = scope ? { scope_type: scope.type, scope_within: scope.within } : {};
-      transport.send({ type: "assign", names, rule, params, ...bulk });
+      kernel.send({ type: "assign", names, rule, params, ...bulk });
       countMessages();
     },
     onReset: (names) => {
       editStart = performance.now();
-      transport.send({ type: "reset", names });
+      kernel.send({ type: "reset", names });
       countMessages();
     },
     onComposite: (name, keep) => {
       editStart = performance.now();
-      transport.send({ type: "composite", name, keep_overrides: keep });
+      kernel.send({ type: "composite", name, keep_overrides: keep });
       countMessages();
     },
   });
-  const heatmap = createHeatmap(transport.get("palettes"));
+  const heatmap = createHeatmap(kernel.get("palettes"));
   const inputs = createInputs({
     onSample: (sample) => {
-      transport.set("sample", sample);
+      kernel.set("sample", sample);
       countMessages();
     },
     onTarget: (target) => {
       editStart = performance.now();
-      transport.set("target", target);
+      kernel.set("target", target);
       countMessages();
     },
   });
@@ -89,11 +91,11 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   backToInput.type = "button";
   backToInput.className = "lrp-button";
   backToInput.textContent = "Show input relevance";
-  backToInput.addEventListener("click", () => transport.set("focus_layer", ""));
+  backToInput.addEventListener("click", () => kernel.set("focus_layer", ""));
   source.append(sourceText, backToInput);
   const health = createHealth((name) => {
-    transport.set("focus_layer", name);
-    transport.set("selected", [name]);
+    kernel.set("focus_layer", name);
+    kernel.set("selected", [name]);
     tree.setSelected([name]);
     refresh();
   });
@@ -102,8 +104,8 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   left.className = "lrp-left";
   left.append(
     createHeader({
-      modelName: transport.get("model_name"),
-      totalParams: transport.get("total_params"),
+      modelName: kernel.get("model_name"),
+      totalParams: kernel.get("total_params"),
       onExpandAll: (expanded) => tree.setAllExpanded(expanded),
     }),
     search,
@@ -119,39 +121,40 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   el.append(root);
 
   function refresh(): void {
-    status.update({
-      status: transport.get("status"),
-      error: transport.get("error"),
-      computeMs: transport.get("compute_ms"),
-      layerCount: transport.get("layers").length,
-      selectedCount: transport.get("selected").length,
-    });
-    rules.update(transport.get("selected"), transport.get("rules"), transport.get("composite"));
+    const state = kernel.get("status");
+    const selected = kernel.get("selected").length;
+    status.update(state, [
+      state === "error" ? kernel.get("error") : "",
+      state === "ready" ? `last compute ${kernel.get("compute_ms").toFixed(0)} ms` : "",
+      plural(kernel.get("layers").length, "layer"),
+      selected > 0 ? `${selected} selected` : "",
+    ]);
+    rules.update(kernel.get("selected"), kernel.get("rules"), kernel.get("composite"));
   }
   const refreshInputs = (): void => {
     inputs.update({
-      images: transport.get("images"),
-      sample: transport.get("sample"),
-      target: transport.get("target"),
-      predictions: transport.get("predictions"),
-      classNames: transport.get("class_names"),
+      images: kernel.get("images"),
+      sample: kernel.get("sample"),
+      target: kernel.get("target"),
+      predictions: kernel.get("predictions"),
+      classNames: kernel.get("class_names"),
     });
-    heatmap.setSample(transport.get("sample"));
-    health.update(transport.get("health"), transport.get("sample"));
+    heatmap.setSample(kernel.get("sample"));
+    health.update(kernel.get("health"), kernel.get("sample"));
   };
   const drawHeatmap = (): void => {
-    const message = transport.get("heatmap");
-    root.dataset.computeCount = String(transport.get("compute_count"));
-    root.dataset.answered = String(transport.get("answered"));
-    root.dataset.busy = String(transport.busy);
-    if (!message?.shape || !transport.isCurrent(message.request)) return;
-    const focus = transport.get("focus_layer");
-    const map = transport.get("layer_map");
+    const message = kernel.get("heatmap");
+    root.dataset.computeCount = String(kernel.get("compute_count"));
+    root.dataset.answered = String(kernel.get("answered"));
+    root.dataset.busy = String(kernel.busy);
+    if (!message?.shape || !kernel.isCurrent(message.request)) return;
+    const focus = kernel.get("focus_layer");
+    const map = kernel.get("layer_map");
     const layerMap = focus !== "" && map.name === focus ? (map as LayerMapMessage) : null;
     heatmap.setRelevance(layerMap ?? message);
     source.hidden = layerMap === null;
     if (layerMap) {
-      const top = layerMap.top_channels[transport.get("sample")] ?? [];
+      const top = layerMap.top_channels[kernel.get("sample")] ?? [];
       const channels = top.map(([c, v]) => `${c} (${v.toPrecision(3)})`).join(", ");
       sourceText.textContent = `Relevance at the output of ${focus}, channels summed · top channels: ${channels}`;
     }
@@ -163,31 +166,28 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     }
   };
 
-  tree.setSelected(transport.get("selected"));
-  tree.setRules(transport.get("rules"));
-  heatmap.setImages(transport.get("images"));
+  tree.setSelected(kernel.get("selected"));
+  tree.setRules(kernel.get("rules"));
+  heatmap.setImages(kernel.get("images"));
   refreshInputs();
   drawHeatmap();
   refresh();
   countMessages();
 
-  transport.onChange(["selected"], () => {
-    tree.setSelected(transport.get("selected"));
+  kernel.onChange(["selected"], () => {
+    tree.setSelected(kernel.get("selected"));
     refresh();
   });
-  transport.onChange(["rules"], () => {
-    tree.setRules(transport.get("rules"));
+  kernel.onChange(["rules"], () => {
+    tree.setRules(kernel.get("rules"));
     refresh();
   });
-  transport.onChange(["status", "error", "compute_ms", "composite"], refresh);
-  transport.onChange(
-    ["heatmap", "answered", "compute_count", "layer_map", "focus_layer", "sample"],
-    drawHeatmap,
-  );
-  transport.onChange(["sample", "target", "predictions", "health", "images"], refreshInputs);
+  kernel.onChange(["status", "error", "compute_ms", "composite"], refresh);
+  kernel.onChange(["heatmap", "answered", "compute_count", "layer_map", "focus_layer", "sample"], drawHeatmap);
+  kernel.onChange(["sample", "target", "predictions", "health", "images"], refreshInputs);
 
   return () => {
-    transport.dispose();
+    kernel.dispose();
     root.remove();
   };
 }

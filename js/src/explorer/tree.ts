@@ -6,8 +6,8 @@
  * selects the range of visible rows from the last clicked one. Keyboard: arrows move, Left/Right
  * collapse/expand, Enter/Space select.
  */
-import { formatCount, formatExact } from "../format";
-import type { LayerInfo, RuleState } from "../types";
+import { formatCount, formatExact } from "../shared/format";
+import type { LayerInfo, RuleState } from "./types";
 
 export interface LayerTreeOptions {
   /** Called with the new selection whenever the user changes it. */
@@ -185,7 +185,10 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
       const order = visibleNodes().map((n) => n.info.name);
       const a = order.indexOf(anchor);
       const b = order.indexOf(name);
-      if (a < 0 || b < 0) return choose(node, "single");
+      if (a < 0 || b < 0) {
+        choose(node, "single");
+        return;
+      }
       const [lo, hi] = a < b ? [a, b] : [b, a];
       commit(new Set(order.slice(lo, hi + 1)));
     } else {
@@ -289,9 +292,7 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     filter(text) {
       const needle = text.trim().toLowerCase();
       const matches = (node: Node): boolean =>
-        needle === "" ||
-        node.info.name.toLowerCase().includes(needle) ||
-        node.info.type.toLowerCase().includes(needle);
+        needle === "" || node.info.name.toLowerCase().includes(needle) || node.info.type.toLowerCase().includes(needle);
       const walk = (node: Node): boolean => {
         let shown = matches(node);
         for (const child of node.children) shown = walk(child) || shown;
