@@ -56,11 +56,6 @@ HEAVY = (
     "transformers",
     "lxt",
 )
-#: the widgets' restructuring (issue 11) lands on another branch; until it is merged,
-#: ``lrp_widgets`` is reported here without failing the suite (remove this mark then)
-WIDGETS_PENDING = pytest.mark.xfail(
-    reason="lrp_widgets is restructured on its own branch (issue 11)", strict=False
-)
 
 
 @dataclass(frozen=True)
@@ -232,10 +227,6 @@ def _in(package: str, module: str) -> bool:
     return module.split(".")[0] == package
 
 
-def _by_package(package: str):
-    return pytest.param(package, marks=WIDGETS_PENDING if package == "lrp_widgets" else ())
-
-
 def test_the_graph_sees_every_kind_of_import():
     """The parser finds relative, nested and type-only imports (so the checks below can fail)."""
     edges = {(imp.importer, imp.target, imp.type_only) for imp in ALL_IMPORTS}
@@ -252,7 +243,7 @@ def test_the_graph_sees_every_kind_of_import():
     assert private_violations(Import("lrp_widgets.explorer", "lrp_core._engine", 1, False))
 
 
-@pytest.mark.parametrize("package", [_by_package(p) for p in PACKAGES])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycles(package):
     graph = import_graph()
     found = [
