@@ -8,7 +8,7 @@ call is made again: finished batches are not recomputed, and no sample is missin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 from ._configs import RuleConfig, resolve_configs
 from ._errors import DatasetAttributionError, optional_import
 from ._progress import Progress, ProgressArg
+from ._run import Run
 from ._samples import Plan, iterate_batches, load_batch, source_dataset
-from ._scores import ScoreSettings, score_settings
+from ._scores import score_settings
 from ._shards import finished_batches, parts_dir, prepare_parts, remove_parts, write_shard
 from ._store import is_complete, merge_shards, store_file
-from ._worker import BatchWorker, Target, check_target
+from ._worker import Target, check_target
 
 ENGINES = ("local", "ray")
 
@@ -37,44 +38,6 @@ class AttributionStore:
     directory: Path
     files: dict[str, Path]
     samples: int
-
-
-@dataclass
-class _Run:
-    """Everything the engines need about one call."""
-
-    model: nn.Module
-    dataset: Dataset
-    plan: Plan
-    configs: list[RuleConfig]
-    target: Target
-    settings: ScoreSettings
-    float16: bool
-    store: Path
-    loader_workers: int
-
-    def worker(self) -> BatchWorker:
-        return BatchWorker(self.model, self.configs, self.target, self.settings, self.float16)
-
-    def manifest(self, config: RuleConfig, image_shape: list[int]) -> dict[str, Any]:
-        """The settings a resumed run must share with the stopped one (JSON values only)."""
-        target = self.target if isinstance(self.target, str) else _qualname(self.target)
-        return {
-            "config": config.config_json,
-            "samples": self.plan.samples,
-            "batch_size": self.plan.batch_size,
-            "image_shape": image_shape,
-            "target": target,
-            "scores": list(self.settings.names),
-            "faithfulness_steps": self.settings.faithfulness_steps,
-            "patch_size": self.settings.patch_size,
-            "baseline": self.settings.baseline,
-            "float16": self.float16,
-        }
-
-
-def _qualname(function: Callable) -> str:
-    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
 
 
 def attribute_dataset(
@@ -158,7 +121,7 @@ def attribute_dataset(
 
 
 def _prepare(model, data, configs, store, target, scores, batch_size, float16,
-             faithfulness_steps, patch_size, engine) -> _Run:  # fmt: skip
+             faithfulness_steps, patch_size, engine) -> Run:  # fmt: skip
     if not isinstance(model, nn.Module):
         raise DatasetAttributionError(f"model must be a torch.nn.Module, got {type(model)}")
     if engine not in ENGINES:
@@ -178,11 +141,11 @@ def _prepare(model, data, configs, store, target, scores, batch_size, float16,
     rule_configs = resolve_configs(configs, model, probe.images.to(device))
     store = Path(store).resolve()  # Ray workers run elsewhere
     store.mkdir(parents=True, exist_ok=True)
-    return _Run(model, dataset, plan, rule_configs, target, settings, bool(float16), store,
+    return Run(model, dataset, plan, rule_configs, target, settings, bool(float16), store,
                 loader_workers)  # fmt: skip
 
 
-def _pending(run: _Run, manifests: list[dict], overwrite: bool) -> list[list[int] | None]:
+def _pending(run: Run, manifests: list[dict], overwrite: bool) -> list[list[int] | None]:
     """Per configuration: the batches still to compute (None: its file is complete)."""
     pending: list[list[int] | None] = []
     for config, manifest in zip(run.configs, manifests, strict=True):
@@ -200,7 +163,7 @@ def _samples(plan: Plan, batches: list[int] | None) -> int:
     return sum(plan.bounds(b)[1] - plan.bounds(b)[0] for b in batches or [])
 
 
-def _run_local(run: _Run, pending: list[list[int] | None], tracker: Progress) -> None:
+def _run_local(run: Run, pending: list[list[int] | None], tracker: Progress) -> None:
     worker = run.worker()
     try:
         for index, config in enumerate(run.configs):
@@ -212,11 +175,11 @@ def _run_local(run: _Run, pending: list[list[int] | None], tracker: Progress) ->
         worker.close()
 
 
-def _batches(run: _Run, batches: list[int]) -> Iterator:
+def _batches(run: Run, batches: list[int]) -> Iterator:
     return iterate_batches(run.dataset, run.plan, batches, run.loader_workers)
 
 
-def _finish(run: _Run, config: RuleConfig, manifest: dict, complete: bool) -> None:
+def _finish(run: Run, config: RuleConfig, manifest: dict, complete: bool) -> None:
     """Merge the shards of a finished configuration into its file, then drop them."""
     parts = parts_dir(run.store, config.name)
     if not complete:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from lrp_core.composites import COMPOSITES, get_composite
-from lrp_core.config import ConfigError, live_from_config, to_config
 from lrp_core.core import Composite
+from lrp_core.live import ConfigError, live_from_config, to_config
 
 from ._errors import DatasetAttributionError
 

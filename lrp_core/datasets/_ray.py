@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 from ._errors import DatasetAttributionError, optional_import
+from ._run import Run
 from ._samples import load_batch
 from ._shards import parts_dir, write_shard
 
 if TYPE_CHECKING:
-    from ._attribute import _Run
     from ._progress import Progress
 
 
 class RayBatchWorker:
     """A Ray Data actor: one model and composite set for its life, shards written to ``store``."""
 
-    def __init__(self, run: _Run, threads: int):
+    def __init__(self, run: Run, threads: int):
         torch.set_num_threads(threads)
         self.run = run
         self.worker = run.worker()
@@ -58,7 +58,7 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
 
 
 def run_on_ray(
-    run: _Run,
+    run: Run,
     tasks: list[tuple[int, int]],
     address: str | None,
     workers: int,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from tests.lrp_core.live_models import relu_net
+from tests.lrp_core.live.live_models import relu_net
 
 SAMPLES = 22  # batches of 4: five full ones and a short last one
 

@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from lrp_core.attribution import Gradient
 from lrp_core.composites import EpsilonGammaBox, EpsilonPlusFlat, NameMapComposite
-from lrp_core.config import parse_config
 from lrp_core.core import registered_hook
 from lrp_core.datasets import (
     DatasetAttributionError,
@@ -27,6 +26,7 @@ from lrp_core.evaluation import (
     relevance_mass_accuracy,
     sparseness,
 )
+from lrp_core.live import parse_config
 from lrp_core.rules import Epsilon
 from tests.lrp_core.model_state import snapshot, tensor_objects
 
