@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from ._configs import RuleConfig, resolve_configs
 from ._errors import DatasetAttributionError, optional_import
 from ._progress import Progress, ProgressArg
+from ._ray import check_ray_arguments, run_on_ray
 from ._run import Run
 from ._samples import Plan, iterate_batches, load_batch, source_dataset
 from ._scores import score_settings
@@ -97,6 +98,8 @@ def attribute_dataset(
         lrp_core.evaluation.Cancelled: the progress callback stopped the run (call again to
             resume).
     """
+    if engine == "ray":
+        check_ray_arguments(workers, threads_per_worker, address)
     run = _prepare(model, data, configs, store, target, scores, batch_size, float16,
                    faithfulness_steps, patch_size, engine)  # fmt: skip
     image_shape = list(load_batch(run.dataset, Plan(1, 1), 0).images.shape[1:])
@@ -108,8 +111,6 @@ def attribute_dataset(
         if engine == "local":
             _run_local(run, pending, tracker)
         else:
-            from ._ray import run_on_ray
-
             tasks = [(c, b) for c, batches in enumerate(pending) for b in batches]
             run_on_ray(run, tasks, address, workers, threads_per_worker, tracker)
     finally:

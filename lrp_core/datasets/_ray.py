@@ -40,10 +40,18 @@ class RayBatchWorker:
         return {"config": rows["config"], "batch": rows["batch"], "samples": np.array(samples)}
 
 
-def _check(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DatasetAttributionError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+def check_ray_arguments(workers: Any, threads: Any, address: Any) -> None:
+    """Arguments of the Ray engine, checked before any work starts: ``workers`` and
+    ``threads_per_worker`` are ints >= 1, ``address`` a string or None, and ray is installed."""
+    if address is not None and not isinstance(address, str):
+        raise DatasetAttributionError(
+            f"address must be a Ray address string such as 'ray://host:10001' or 'auto', or "
+            f"None for a local Ray, got {address!r}"
+        )
+    for value, name in ((workers, "workers"), (threads, "threads_per_worker")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DatasetAttributionError(f"{name} must be an int >= 1, got {value!r}")
+    optional_import("ray.data", "engine='ray'")
 
 
 def _connect(ray: Any, address: str | None, workers: int) -> bool:
@@ -66,8 +74,7 @@ def run_on_ray(
     tracker: Progress,
 ) -> None:
     """Compute the shards of ``tasks`` (``(config, batch)`` pairs) on ``workers`` actors."""
-    _check(workers, "workers")
-    _check(threads, "threads_per_worker")
+    check_ray_arguments(workers, threads, address)
     if not tasks:
         return
     ray = optional_import("ray", "engine='ray'")
@@ -80,7 +87,7 @@ def run_on_ray(
             RayBatchWorker,
             fn_constructor_kwargs={"run": run, "threads": threads},
             batch_size=1,
-            concurrency=workers,
+            compute=data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
         for finished in dataset.iter_batches(batch_size=1, prefetch_batches=0):
