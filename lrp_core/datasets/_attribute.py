@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from lrp_core.core import registered_hook
+
 from ._configs import RuleConfig, resolve_configs
 from ._errors import DatasetAttributionError, optional_import
 from ._progress import Progress, ProgressArg
@@ -125,6 +127,13 @@ def _prepare(model, data, configs, store, target, scores, batch_size, float16,
              faithfulness_steps, patch_size, engine) -> Run:  # fmt: skip
     if not isinstance(model, nn.Module):
         raise DatasetAttributionError(f"model must be a torch.nn.Module, got {type(model)}")
+    if any(registered_hook(module) is not None for module in model.modules()):
+        raise DatasetAttributionError(
+            f"model: this {type(model).__name__} carries LRP hooks (an open Explorer, Compare, "
+            "LiveExplanation or attributor); close it first (explorer.close(): its .config stays "
+            "readable, so the Explorer itself can still be given as a configuration), or pass a "
+            "separate copy of the model"
+        )
     if engine not in ENGINES:
         raise DatasetAttributionError(f"engine must be one of {ENGINES}, got {engine!r}")
     optional_import("h5py", "the attribution store (HDF5)")

@@ -317,3 +317,10 @@ def test_a_finished_store_is_kept_and_other_settings_are_refused(tmp_path):
     run(tmp_path, {"e": "EpsilonPlusFlat"}, scores=(), batch_size=5, overwrite=True)
     with h5py.File(store.files["e"], "r") as file:
         assert json.loads(file.attrs["settings"])["batch_size"] == 5
+
+
+def test_progress_true_draws_a_tqdm_bar_of_every_sample(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    run(tmp_path, ["EpsilonPlusFlat", None], scores=(), progress=True)
+    bar = capsys.readouterr().err
+    assert "attributing" in bar and "44/44" in bar  # 22 samples x 2 configurations
