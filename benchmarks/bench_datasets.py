@@ -125,7 +125,7 @@ def _ray_runs(model, data, folder: Path, repeats: int) -> tuple[list[tuple[float
                     threads_per_worker=1,
                     progress=False,
                 )
-            )  # fmt: skip
+            )
             for repeat in range(repeats)
         ]
     finally:
