@@ -64,41 +64,64 @@ def attribute_dataset(
 ) -> AttributionStore:
     """Attribute every sample of ``data`` under each rule configuration, score it, store it.
 
-    Parameters:
-        model: the classifier, ``(B, C, H, W) -> (B, classes)``; left as it was (hooks removed,
-            training mode restored).
-        data: a ``Dataset`` (with a length) or a ``DataLoader`` reading in order; items are
-            images, ``(image, label[, mask])`` or dicts (see ``lrp_core.datasets._samples``).
-        configs: one configuration or a list, or a dict name -> configuration. A configuration
-            is a composite name, a ``Composite``, a JSON config (``lrp_core.config``), an object
-            with a ``.config`` JSON attribute (an Explorer) or None (plain gradient).
-        store: directory of the store, created if needed (one ``<name>.attribution.h5`` per
-            configuration).
-        target: ``"label"``, ``"prediction"`` or ``target(output, labels) -> classes``.
-        scores: names from ``conservation_error``, ``sparseness``, ``relevance_mass``,
-            ``pointing_game`` (these two need masks) and ``faithfulness``; None: all that apply;
-            ``()``: none.
-        batch_size: samples per batch (default: the DataLoader's, else 32).
-        float16: store attributions as float16 (scores use float32).
-        faithfulness_steps, patch_size: region perturbation with at most this many steps over
-            square regions of this side (None: image height // 16).
-        engine: ``"local"`` (in this process) or ``"ray"`` (Ray Data; the ``ray`` extra).
-        address: Ray cluster to connect to (None: the running one, else a local one of
-            ``workers`` CPUs, shut down afterwards).
-        workers, threads_per_worker: Ray actors and torch threads per actor.
-        progress: True (a tqdm bar when tqdm is installed), False, or a callback
-            ``progress(done, total)`` that may return False to stop.
-        overwrite: replace a store (or unfinished work) made with other settings.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier, ``(B, C, H, W) -> (B, classes)``; left as it was (hooks removed,
+        training mode restored). It must carry no LRP hooks (close an open Explorer first).
+    data : Dataset or DataLoader
+        A ``Dataset`` with a length, or a ``DataLoader`` reading in order; items are images,
+        ``(image, label[, mask])`` or dicts (see ``lrp_core.datasets._samples``).
+    configs : object
+        One configuration, a list of them, or a dict name -> configuration. A configuration is
+        a composite name, a ``Composite``, a JSON config (``lrp_core.live`` format), an object
+        with a ``.config`` JSON attribute (an Explorer) or None (the plain gradient).
+    store : str or Path
+        Directory of the store, created if needed (one ``<name>.attribution.h5`` per
+        configuration).
+    target : {"label", "prediction"} or callable, default "label"
+        The explained class: the data set's label, the predicted class, or
+        ``target(output, labels) -> classes``.
+    scores : sequence of str, optional
+        Names from ``conservation_error``, ``sparseness``, ``relevance_mass``,
+        ``pointing_game`` (these two need masks) and ``faithfulness``; None: all that apply;
+        ``()``: none.
+    batch_size : int, optional
+        Samples per batch (default: the DataLoader's, else 32).
+    float16 : bool, default False
+        Store attributions as float16 (scores are computed before the cast).
+    faithfulness_steps : int, default 10
+        Region perturbation runs at most this many steps ...
+    patch_size : int, optional
+        ... over square regions of this side (None: image height // 16).
+    engine : {"local", "ray"}, default "local"
+        In this process, or on Ray Data actors (the ``ray`` extra).
+    address : str, optional
+        Ray cluster to connect to (None: the running Ray, else a local one of ``workers``
+        CPUs, shut down afterwards). On a cluster, ``store`` must be on a shared file system.
+    workers, threads_per_worker : int, default 2 and 1
+        Ray actors, and torch threads per actor.
+    progress : bool or callable, default True
+        True: a tqdm bar (a widget in a notebook) when tqdm is installed; False: none; or a
+        callback ``progress(done, total)`` that may return False to stop.
+    overwrite : bool, default False
+        Replace a store (or unfinished work) made with other settings.
 
-    Returns:
-        An :class:`AttributionStore`.
+    Returns
+    -------
+    AttributionStore
+        The store directory and its file per configuration.
 
-    Raises:
-        DatasetAttributionError: a bad argument (the message names it).
-        StoreMismatchError: the store holds a run with other settings (see ``overwrite``).
-        MissingExtraError: h5py (or, for ``engine="ray"``, ray) is not installed.
-        lrp_core.evaluation.Cancelled: the progress callback stopped the run (call again to
-            resume).
+    Raises
+    ------
+    DatasetAttributionError
+        A bad argument (the message names it).
+    StoreMismatchError
+        The store holds a run with other settings (see ``overwrite``).
+    MissingExtraError
+        h5py (or, for ``engine="ray"``, ray) is not installed.
+    lrp_core.evaluation.Cancelled
+        The progress callback stopped the run (call again to resume).
     """
     if engine == "ray":
         check_ray_arguments(workers, threads_per_worker, address)

@@ -34,11 +34,15 @@ GRADIENT = "Gradient"
 class RuleConfig:
     """One configuration of a run.
 
-    Attributes:
-        name: file-safe name (the store file is ``<name>.attribution.h5``).
-        composite: registered by the attributor; None for the plain gradient.
-        config_json: the configuration in the ``lrp_core.config`` JSON format, or a JSON object
-            ``{"composite_class": ...}`` for a composite that cannot be exported (custom maps).
+    Attributes
+    ----------
+    name : str
+        File-safe name (the store file is ``<name>.attribution.h5``).
+    composite : Composite or None
+        Registered by the attributor; None for the plain gradient.
+    config_json : str
+        The configuration in the ``lrp_core.live`` JSON format, or a JSON object
+        ``{"composite_class": ...}`` for a composite that cannot be exported (custom maps).
     """
 
     name: str

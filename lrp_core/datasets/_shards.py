@@ -63,8 +63,10 @@ def finished_batches(parts: Path) -> set[int]:
 def prepare_parts(parts: Path, manifest: dict[str, Any], overwrite: bool) -> None:
     """Create the shard directory with ``manifest``, or check the one there matches it.
 
-    Raises:
-        StoreMismatchError: shards of a run with other settings are there (``overwrite=False``).
+    Raises
+    ------
+    StoreMismatchError
+        Shards of a run with other settings are there (and ``overwrite`` is False).
     """
     path = parts / "manifest.json"
     found = None

@@ -52,9 +52,11 @@ def _h5py():
 def is_complete(path: Path, settings: dict[str, Any], overwrite: bool) -> bool:
     """Whether ``path`` is a finished store of exactly these settings.
 
-    Raises:
-        StoreMismatchError: it holds a run with other settings and ``overwrite`` is False (with
-            ``overwrite`` the file is removed).
+    Raises
+    ------
+    StoreMismatchError
+        It holds a run with other settings and ``overwrite`` is False (with ``overwrite`` the
+        file is removed).
     """
     if not path.exists():
         return False

@@ -67,12 +67,18 @@ def explained_classes(
 class BatchWorker:
     """Attributes batches of one data set under the configurations of a run.
 
-    Parameters:
-        model: the network, ``(B, C, H, W) -> (B, classes)``.
-        configs: the run's configurations.
-        target: see :func:`check_target`.
-        settings: the scores to compute.
-        float16: store attributions as float16 (scores are computed before the cast).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, ``(B, C, H, W) -> (B, classes)``.
+    configs : sequence of RuleConfig
+        The run's configurations.
+    target : str or callable
+        See :func:`check_target`.
+    settings : ScoreSettings
+        The scores to compute.
+    float16 : bool
+        Store attributions as float16 (scores are computed before the cast).
     """
 
     def __init__(
