@@ -67,7 +67,14 @@ VIT_WEIGHTS_FILE = "vit_weights.pt"
 TEXT_WEIGHTS_FILE = "text_weights.pt"
 TOKENIZER = WordTokenizer(VOCABULARY)
 # Sizes of the demo transformers (see transformer.py); the shipped weights match these.
-VIT_CONFIG: dict[str, int] = {"patch_size": 8, "dim": 48, "depth": 3, "heads": 4, "mlp_dim": 96}
+VIT_CONFIG: dict[str, int] = {
+    "patch_size": 8,
+    "dim": 48,
+    "depth": 3,
+    "heads": 4,
+    "mlp_dim": 96,
+    "stem_channels": 16,
+}
 TEXT_CONFIG: dict[str, int] = {"max_length": 32, "dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64}
 
 

@@ -8,7 +8,9 @@ capturing functional calls sees every step of attention::
 
 :class:`VisionTransformer` (qualified module names as in ``named_modules()``)::
 
-    patch_embedding   Conv2d(3, dim, kernel=stride=patch_size)   64x64 image -> 8x8 = 64 patches
+    patch_embedding   Conv2d(3, dim, kernel=stride=patch_size)   64x64 image -> 8x8 = 64 patches,
+                      or with ``stem_channels``: Conv2d(3, stem, kernel=stride=patch_size/2), ReLU,
+                      Conv2d(stem, dim, kernel=stride=2) (the demo's; same patches, better accuracy)
     cls_token, position_embedding    parameters (a class token is prepended, positions added)
     blocks.0 ...      TransformerBlock: norm1, attention.{query,key,value,output}, norm2,
                       mlp.{fc1,activation,fc2}
@@ -120,6 +122,18 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def _patch_embedding(dim: int, patch_size: int, stem_channels: int) -> nn.Module:
+    """One patchifying convolution, or a half-patch convolution + ReLU stem before a 2x2 one."""
+    if not stem_channels:
+        return nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+    half = patch_size // 2
+    return nn.Sequential(
+        nn.Conv2d(3, stem_channels, kernel_size=half, stride=half),
+        nn.ReLU(),
+        nn.Conv2d(stem_channels, dim, kernel_size=2, stride=2),
+    )
+
+
 class VisionTransformer(nn.Module):
     """A small ViT classifying square RGB images (layout in the module docstring).
 
@@ -144,13 +158,14 @@ class VisionTransformer(nn.Module):
         depth: int = 4,
         heads: int = 4,
         mlp_dim: int = 128,
+        stem_channels: int = 0,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size")
         self.image_size = image_size
         n_patches = (image_size // patch_size) ** 2
-        self.patch_embedding = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+        self.patch_embedding = _patch_embedding(dim, patch_size, stem_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position_embedding = nn.Parameter(0.02 * torch.randn(1, n_patches + 1, dim))
         self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_dim) for _ in range(depth))
