@@ -21,6 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ __all__ = [
     "Occlusion",
     "OutputSeed",
     "SmoothGrad",
+    "constant",
+    "identity",
     "occlude_independent",
     "occlude_outside",
     "occlude_window",
@@ -229,6 +232,20 @@ class IntegratedGradients(MeanGradientAttributor):
         return output, difference * mean
 
 
+def identity(obj: Any) -> Any:
+    """Return ``obj`` unchanged (e.g. an ``attr_output`` that passes the output through)."""
+    return obj
+
+
+def constant(obj: Any) -> Callable[..., Any]:
+    """Return a function that ignores its arguments and always returns ``obj`` itself."""
+
+    def constant_function(*args: Any, **kwargs: Any) -> Any:
+        return obj
+
+    return constant_function
+
+
 def occlude_independent(
     input: torch.Tensor,
     mask: torch.Tensor,
@@ -294,6 +311,12 @@ class Occlusion(BatchedAttributor):
     ``occlusion_fn(input, mask)``, and every
     element inside the window adds the per-sample sum of the seeded output (see the module
     docstring). The returned output is the model output at the unoccluded input.
+
+    Forward calls: first the occluded inputs, window position by window position (axis by axis,
+    the last axis fastest), without gradients; last the unoccluded input, in the caller's grad
+    mode. With ``batch_size=1`` this is exactly the reference library's sequence of calls and
+    inputs; a larger ``batch_size`` concatenates that many consecutive occluded inputs along the
+    batch axis into one call (same order, fewer calls), and the unoccluded call stays last.
 
     Parameters
     ----------
@@ -379,11 +402,12 @@ class Occlusion(BatchedAttributor):
         relevance = torch.zeros_like(input)
         copies = self._copies_per_pass(input)
         with torch.no_grad():
-            output = check_output(self.model(input), batch=size)
             while chunk := list(itertools.islice(masks, copies)):
                 outputs = self.model(self._occluded(input, chunk))
                 outputs = check_output(outputs, batch=size * len(chunk)).split(size)
                 for mask, part in zip(chunk, outputs, strict=True):
                     scores = score_fn(part).reshape((size,) + trailing)
                     relevance += mask * scores
+        # the unoccluded pass comes last, in the caller's grad mode, as in the reference library
+        output = check_output(self.model(input), batch=size)
         return output, relevance

@@ -29,7 +29,12 @@ class Canonizer(ABC):
 
     @abstractmethod
     def apply(self, root_module: nn.Module) -> list[Canonizer]:
-        """Rewrite every matching part of ``root_module``; return the registered instances."""
+        """Rewrite every matching part of ``root_module``; return the registered instances.
+
+        The base implementation registers nothing and returns an empty list, so cooperative
+        subclasses can extend ``super().apply(root_module)``.
+        """
+        return []
 
     @abstractmethod
     def register(self, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +89,42 @@ def _output_channels(linear: nn.Module) -> int:
     return linear.out_features if isinstance(linear, nn.Linear) else linear.out_channels
 
 
+def _lift_shadows(modules: Sequence[nn.Module]) -> list[tuple[nn.Module, str, str, Any, Any]]:
+    """Move instance attributes that shadow a registered parameter or buffer into the registry.
+
+    The reference library's batch norm merge writes instance attributes over parameters and
+    buffers, and its ``remove()`` leaves them in place. The forward reads the shadowing value, so
+    it is made the registered one (the model computes the same); ``_restore_shadows`` puts every
+    object back. A shadow that is not a valid parameter (a merge of the reference library is
+    still active) is refused. Returns ``(module, registry, name, registered, shadow)`` records.
+    """
+    records = []
+    for module in modules:
+        for registry in ("_parameters", "_buffers"):
+            for name in [n for n in getattr(module, registry) if n in module.__dict__]:
+                shadow = module.__dict__[name]
+                if registry == "_parameters" and not (
+                    shadow is None or isinstance(shadow, nn.Parameter)
+                ):
+                    raise ValueError(
+                        f"MergeBatchNorm: {type(module).__name__}.{name} is overridden by an "
+                        "instance attribute that is not a parameter: another library's batch norm "
+                        "merge (e.g. zennit's MergeBatchNorm) is still applied; remove it first"
+                    )
+                records.append((module, registry, name, getattr(module, registry)[name], shadow))
+    for module, registry, name, _, shadow in records:
+        getattr(module, registry)[name] = shadow
+        del module.__dict__[name]
+    return records
+
+
+def _restore_shadows(records: list[tuple[nn.Module, str, str, Any, Any]]) -> None:
+    """Undo ``_lift_shadows``: the original registered objects and shadowing attributes."""
+    for module, registry, name, registered, shadow in reversed(records):
+        getattr(module, registry)[name] = registered
+        module.__dict__[name] = shadow
+
+
 class MergeBatchNorm(Canonizer):
     """Merge a batch norm into the linear layer(s) feeding it; the batch norm becomes an identity.
 
@@ -93,7 +134,8 @@ class MergeBatchNorm(Canonizer):
     back. The batch norm is then set to weight 1, bias 0, running mean 0, running var 1, eps 0.
     Several linears may share one batch norm if each feeds it on its own (not summed).
     ``remove()`` puts the original parameter and buffer objects back (a bias that was ``None`` is
-    ``None`` again).
+    ``None`` again). Instance attributes that shadow parameters or buffers (left behind by the
+    reference library's own merge) are taken into account and restored as well.
 
     This class merges the pairs given by ``pairs(root_module)``; subclasses find the pairs
     (``SequentialMergeBatchNorm``, ``NamedMergeBatchNorm``). ``register(linears, batch_norm)``
@@ -105,6 +147,7 @@ class MergeBatchNorm(Canonizer):
         self.batch_norm: nn.Module | None = None
         self._linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
         self._batch_norm_state: dict[str, Any] = {}
+        self._shadows: list[tuple[nn.Module, str, str, Any, Any]] = []
 
     def pairs(self, root_module: nn.Module) -> Iterator[tuple[list[nn.Module], nn.Module]]:
         """Yield ``(linears, batch_norm)`` pairs of ``root_module`` to merge."""
@@ -145,9 +188,10 @@ class MergeBatchNorm(Canonizer):
                 UserWarning,
                 stacklevel=3,
             )
-        scale, shift = self._affine(batch_norm)
         self.batch_norm = batch_norm
         try:
+            self._shadows = _lift_shadows([*linears, batch_norm])
+            scale, shift = self._affine(batch_norm)
             self._merge_linears(linears, scale, shift)
             self._make_identity(batch_norm)
         except BaseException:
@@ -162,8 +206,9 @@ class MergeBatchNorm(Canonizer):
         if self.batch_norm is not None:
             for name, value in self._batch_norm_state.items():
                 setattr(self.batch_norm, name, value)
+        _restore_shadows(self._shadows)
         self.linears, self.batch_norm = [], None
-        self._linear_params, self._batch_norm_state = [], {}
+        self._linear_params, self._batch_norm_state, self._shadows = [], {}, []
 
     @staticmethod
     def _check(linears: list[nn.Module], batch_norm: nn.Module) -> None:

@@ -8,13 +8,13 @@ LRP-type rules (modify inputs, parameters and outputs K ways, map the incoming r
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from functools import partial, wraps
 from typing import Any
 
 import torch
 
-from ._composite import Composite
+from ._composite import Composite, CompositeContext
 from ._handles import RemovableHandle, RemovableHandleList
 from ._hook_function import CallRegistry, ModuleCall, post_forward, pre_forward
 from ._modifiers import (
@@ -38,9 +38,64 @@ __all__ = [
     "Hook",
     "BasicHook",
     "Composite",
+    "CompositeContext",
+    "Identity",
+    "uncompress",
+    "zero_wrap",
     "MissingParameterError",
     "HookConflictError",
 ]
+
+
+def zero_wrap(zero_params: str | Sequence[str] | None) -> Callable:
+    """Decorator for parameter modifiers ``(param, name) -> tensor``: zero the listed names.
+
+    The wrapped modifier returns ``torch.zeros_like(param)`` instead of calling the modifier
+    when ``name in zero_params`` (for a string ``zero_params`` that is Python's substring test,
+    as in the reference library); ``None`` zeroes nothing.
+    """
+
+    def decorator(modifier: Callable[[torch.Tensor, str], torch.Tensor]) -> Callable:
+        @wraps(modifier)
+        def wrapper(param: torch.Tensor, name: str) -> torch.Tensor:
+            if zero_params is not None and name in zero_params:
+                return torch.zeros_like(param)
+            return modifier(param, name)
+
+        return wrapper
+
+    return decorator
+
+
+def uncompress(data: Iterable, selector: Iterable, compressed: Iterable) -> Generator:
+    """Invert ``itertools.compress``: yield the next ``compressed`` value where ``selector`` is
+    true and the ``data`` value where it is false.
+
+    Stops at the end of the shorter of ``data`` and ``selector``, or when ``compressed`` runs out
+    at a true selector.
+    """
+    replacements = iter(compressed)
+    for value, selected in zip(data, selector):  # noqa: B905 (stops at the shorter, by design)
+        if not selected:
+            yield value
+            continue
+        try:
+            yield next(replacements)
+        except StopIteration:
+            return
+
+
+class Identity(torch.autograd.Function):
+    """Autograd identity: ``Identity.apply(*tensors)`` returns the tensors (as a tuple) with a
+    ``grad_fn``, so that a backward hook can be attached; gradients pass unchanged."""
+
+    @staticmethod
+    def forward(ctx: Any, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return inputs
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return grad_outputs
 
 
 def collect_leaves(module: torch.nn.Module) -> Iterator[torch.nn.Module]:

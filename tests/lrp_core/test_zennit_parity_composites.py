@@ -284,7 +284,6 @@ def test_inactive_gives_the_plain_gradient_like_zennit():
 # deliberate differences of the type groups: (group, torch class, reason)
 TYPE_DIFFERENCES = {
     ("BatchNorm", nn.SyncBatchNorm),  # a batch norm by the issue's own words ("batch norms")
-    ("Activation", nn.MultiheadAttention),  # changes shapes and takes several inputs: no Pass
     ("Activation", nn.Mish),  # element-wise activation added to torch after Zennit's list
 }
 TORCH_MODULES = sorted(

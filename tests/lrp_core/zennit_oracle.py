@@ -30,6 +30,7 @@ ZENNIT_SUBMODULES = (
     "cmap",
     "types",
     "layer",
+    "torchvision",
 )
 
 
@@ -38,13 +39,18 @@ def _stand_in_torchvision() -> dict[str, ModuleType]:
     torchvision = ModuleType("torchvision")
     models = ModuleType("torchvision.models")
     resnet = ModuleType("torchvision.models.resnet")
+    ops = ModuleType("torchvision.ops")
     torchvision.__path__ = []  # mark as packages so submodule imports resolve via sys.modules
     models.__path__ = []
     resnet.BasicBlock = type("BasicBlock", (), {})
     resnet.Bottleneck = type("Bottleneck", (), {})
+    ops.FrozenBatchNorm2d = type(
+        "FrozenBatchNorm2d", (), {}
+    )  # Zennit 1.0 lists it in types.BatchNorm
     torchvision.models = models
+    torchvision.ops = ops
     models.resnet = resnet
-    return {module.__name__: module for module in (torchvision, models, resnet)}
+    return {module.__name__: module for module in (torchvision, models, resnet, ops)}
 
 
 def load() -> types.SimpleNamespace:
