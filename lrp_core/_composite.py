@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,9 +32,9 @@ class Composite:
         self.unmatched: list[tuple[str, str]] = []
 
     @property
-    def hook_refs(self) -> weakref.WeakSet:
-        """The registered hook instances (Zennit's name for ``hooks``), as a weak set."""
-        return weakref.WeakSet(self.hooks)
+    def hook_refs(self) -> list[Hook]:
+        """The registered hook instances (the reference library's name for ``hooks``), a copy."""
+        return list(self.hooks)
 
     def module_map(self, ctx: dict, name: str, module: torch.nn.Module) -> Hook | None:
         """Return the hook template for ``module`` (None: plain gradient)."""
