@@ -130,8 +130,21 @@ def tokenize(source: str) -> list[CMapToken]:
     return tokens
 
 
+def _node_text(source: str, pos: int) -> str:
+    """The comma-separated node of ``source`` around position ``pos``."""
+    start = (
+        source.rfind(",", 0, pos) + 1
+        if pos < len(source)
+        else source.rstrip(", \t\n").rfind(",") + 1
+    )
+    end = source.find(",", max(pos, start))
+    return source[start : len(source) if end < 0 else end].strip()
+
+
 def _syntax_error(source: str, token: CMapToken | None, expected: str) -> ColorMapSyntaxError:
-    where = "at the end" if token is None else f"at position {token.pos} ({token.value!r})"
+    pos = len(source) if token is None else token.pos
+    node = _node_text(source, pos)
+    where = f"in node {node!r}" if node else "(empty node)"
     return ColorMapSyntaxError(
         f"Colour map source {source!r}: expected {expected} {where}. Write comma-separated "
         "colours of 3 or 6 hex digits, each optionally preceded by a hex index and ':', "
@@ -195,8 +208,8 @@ def parse_source(source: str) -> tuple[np.ndarray, np.ndarray]:
         decrease; the message names the position.
     """
     nodes = parse_nodes(source)
-    tokens = [f"{index:x}" if index is not None else "" for index, _ in nodes]
-    positions = _spread_positions([index for index, _ in nodes], tokens, source)
+    texts = [text.strip() for text in source.split(",")]
+    positions = _spread_positions([index for index, _ in nodes], texts, source)
     return positions, np.stack([rgb for _, rgb in nodes])
 
 
@@ -213,8 +226,9 @@ def _spread_positions(indices: list[int | None], tokens: list[str], source: str)
     for (_, value_a), (pos_b, value_b) in itertools.pairwise(known):
         if value_b < value_a:
             raise ColorMapSyntaxError(
-                f"Colour map source {source!r}: node {pos_b} is placed at index {value_b:x}, "
-                f"below the previous node's index {value_a:x}: indices must not decrease."
+                f"Colour map source {source!r}: node {tokens[pos_b]!r} is placed at index "
+                f"{value_b:x}, below the previous node's index {value_a:x}: indices must not "
+                "decrease."
             )
 
     positions = np.empty(count, dtype=np.float64)
