@@ -282,8 +282,9 @@ class ColorMap:
         ----------
         values:
             Array-like (numpy array or torch tensor) of any shape with values in [0, 1]; values
-            outside are clipped. Each value picks palette entry ``floor(255 * value)``, the
-            entry ``imgify`` uses for the same value.
+            outside are clipped. A value ``v`` sits at palette position ``255 v`` and gets the
+            linear interpolation of the two neighbouring nodes there (not truncated to whole
+            palette entries, unlike :meth:`palette`), as in the reference library.
 
         Returns
         -------
@@ -301,8 +302,9 @@ class ColorMap:
                 "ColorMap values contain NaN or infinity: replace them first, e.g. with "
                 "numpy.nan_to_num."
             )
-        index = np.floor(np.clip(array, 0.0, 1.0) * (PALETTE_SIZE - 1)).astype(np.intp)
-        return self._palette[index]
+        position = np.clip(array, 0.0, 1.0).reshape(-1) * (PALETTE_SIZE - 1)
+        colours = _interpolate(position, self._nodes, self._colours) / 255.0
+        return colours.reshape(array.shape + (3,))
 
     def palette(self, level: float = 1.0) -> np.ndarray:
         """Return the palette as a (256, 3) uint8 array.

@@ -63,8 +63,8 @@ def test_gray_is_the_identity_ramp():
 def test_call_maps_values_to_palette_entries_and_accepts_tensors():
     cmap = CMAPS["gray"]
     values = np.array([[0.0, 0.5], [1.0, 2.0]])
-    # index floor(255 * v), v clipped to [0, 1] (as imgify's pixels): 0, 127, 255, 255
-    expected = np.array([[0, 127], [255, 255]])[..., None].repeat(3, -1) / 255
+    # position 255 v, v clipped to [0, 1], interpolated between the nodes: 0, 127.5, 255, 255
+    expected = np.array([[0, 127.5], [255, 255]])[..., None].repeat(3, -1) / 255
     np.testing.assert_allclose(cmap(values), expected)
     np.testing.assert_allclose(cmap(torch.tensor(values)), expected)
     with pytest.raises(ValueError, match="NaN"):
