@@ -247,8 +247,10 @@ def _identity(input: torch.Tensor) -> torch.Tensor:
     return input
 
 
-def _default_gradient_mapper(out_grad: torch.Tensor, outputs: tuple) -> tuple:
-    return tuple(out_grad / stabilize(output, 1e-6) for output in outputs)
+def _stabilized_gradient_mapper(
+    stabilizer: Callable[[torch.Tensor], torch.Tensor], out_grad: torch.Tensor, outputs: tuple
+) -> tuple:
+    return tuple(out_grad / stabilizer(output) for output in outputs)
 
 
 def _default_reducer(inputs: tuple, gradients: tuple) -> torch.Tensor:
@@ -260,8 +262,10 @@ class BasicHook(Hook):
 
     x_k = input_modifiers[k](x); y_k = output_modifiers[k](f(x_k; param_modifiers[k](θ)));
     γ = gradient_mapper(R, (y_1..y_K)); v_k = (∂y_k/∂x_k)ᵀγ_k; R_in = reducer((x_k), (v_k)).
-    Defaults: identities (as many as the longest given list), R / stabilize(y_k, 1e-6) and
-    Σ_k x_k·v_k. The true gradient of the module is never computed.
+    Defaults: identities (as many as the longest given list), R / stabilize(y_k, stabilizer)
+    (``stabilizer`` a number ε or a :class:`Stabilizer`, default 1e-6; unused when a
+    ``gradient_mapper`` is given) and Σ_k x_k·v_k. The true gradient of the module is never
+    computed.
     """
 
     def __init__(
@@ -271,6 +275,7 @@ class BasicHook(Hook):
         output_modifiers: Sequence[Callable] | None = None,
         gradient_mapper: Callable | None = None,
         reducer: Callable | None = None,
+        stabilizer: float | Stabilizer = 1e-6,
     ):
         super().__init__()
         given = [m for m in (input_modifiers, param_modifiers, output_modifiers) if m is not None]
@@ -288,7 +293,9 @@ class BasicHook(Hook):
             ParamMod.ensure(m) for m in (param_modifiers or (_param_identity,) * n_terms)
         )
         self.output_modifiers = tuple(output_modifiers or (_identity,) * n_terms)
-        self.gradient_mapper = gradient_mapper or _default_gradient_mapper
+        self.gradient_mapper = gradient_mapper or partial(
+            _stabilized_gradient_mapper, Stabilizer.ensure(stabilizer)
+        )
         self.reducer = reducer or _default_reducer
         self._weighted_terms = (reducer is None,) * n_terms
         # with the default reducer R_in = Σ_k s_k·x_k⊙v_k with signs s_k = 1; rules whose reducer

@@ -120,6 +120,49 @@ def test_hook_refs_counts_match():
     assert counts[0] == counts[1]
 
 
+def _hooked_linear_relevance(lib, hook):
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2).double()
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    handles = hook.register(layer)
+    try:
+        input = x.clone().requires_grad_()
+        output = layer(input)
+        (relevance,) = torch.autograd.grad(output, input, torch.ones_like(output))
+    finally:
+        handles.remove()
+    return layer, x, relevance
+
+
+@pytest.mark.parametrize("stabilizer", [1e-6, 0.5])
+def test_basic_hook_stabilizer(stabilizer):
+    """BasicHook(stabilizer=ε): R_in = x ⊙ Wᵀ(R / stabilize(z, ε)) (float64 formula). The
+    default agrees with Zennit; Zennit 1.0 accepts but ignores other values (a documented
+    difference: lrp_core applies them)."""
+    layer, x, ours = _hooked_linear_relevance(
+        lrp_core, lrp_core.core.BasicHook(stabilizer=stabilizer)
+    )
+    _, _, theirs = _hooked_linear_relevance(zennit, zennit.core.BasicHook(stabilizer=stabilizer))
+    z = (x @ layer.weight.T + layer.bias).detach()
+    expected = x * ((1.0 / (z + stabilizer * torch.where(z >= 0, 1.0, -1.0))) @ layer.weight)
+    torch.testing.assert_close(ours, expected.detach(), rtol=1e-12, atol=1e-12)
+    if stabilizer == 1e-6:
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    else:
+        assert not torch.allclose(theirs, expected)
+
+
+def test_beta_smooth_accepts_zero_params_like_zennit():
+    model, x = _model(), torch.randn(2, 4, dtype=torch.float64)
+    results = []
+    for lib in (lrp_core, zennit):
+        with lib.attribution.Gradient(
+            model, lib.composites.BetaSmooth(2.0, None, "bias")
+        ) as attributor:
+            results.append(attributor(x, torch.eye(2, dtype=torch.float64)[[0, 1]])[1])
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------- attribution helpers
 
 

@@ -148,3 +148,40 @@ def member_gaps(module: str, name: str) -> set[str]:
 def test_public_members_exist(module, name):
     """Every public method and attribute of a Zennit class exists on lrp_core's class."""
     assert member_gaps(module, name) == KNOWN_MEMBER_GAPS.get(f"{module}.{name}", set())
+
+
+CALLABLES = [
+    (module, name)
+    for module, name in SURFACE
+    if inspect.isfunction(getattr(getattr(zennit, module), name))
+    or isinstance(getattr(getattr(zennit, module), name), type)
+]
+
+
+def parameters(obj) -> list[inspect.Parameter] | None:
+    try:
+        return list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):  # no signature to compare (some builtins)
+        return None
+
+
+@pytest.mark.parametrize(("module", "name"), CALLABLES, ids=[f"{m}.{n}" for m, n in CALLABLES])
+def test_signature_accepts_every_zennit_call(module, name):
+    """Zennit's parameters come first in lrp_core's signature, with the same names, kinds and
+    defaults, so every call written for Zennit binds the same way; lrp_core's additional
+    parameters are optional (AttributeCanonizer's attribute_map, required by Zennit, is
+    optional here)."""
+    theirs = parameters(getattr(getattr(zennit, module), name))
+    ours = parameters(getattr(importlib.import_module(f"lrp_core.{module}"), name))
+    if theirs is None:
+        pytest.skip("the reference object has no inspectable signature")
+    assert ours is not None
+    assert [(p.name, p.kind) for p in ours[: len(theirs)]] == [(p.name, p.kind) for p in theirs]
+    for our, their in zip(ours, theirs, strict=False):
+        # a parameter Zennit requires may be optional here; a default must be Zennit's
+        if their.default is not inspect.Parameter.empty and our.default is not their.default:
+            assert our.default == their.default, our.name
+    extra = ours[len(theirs) :]
+    assert all(
+        p.default is not inspect.Parameter.empty or p.kind is p.VAR_KEYWORD for p in extra
+    ), [p.name for p in extra]
