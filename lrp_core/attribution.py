@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._attribution_base import (
+from ._engine import (
     Attributor,
     AttrOutput,
     BatchedAttributor,
