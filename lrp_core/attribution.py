@@ -80,14 +80,23 @@ class Gradient(Attributor):
         self.create_graph = create_graph
         self.retain_graph = retain_graph
 
+    def grad(
+        self, input: torch.Tensor, attr_output_fn: AttrOutput | OutputSeed
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward and backward pass at ``input`` with the rules registered now.
+
+        Returns ``(output, gradient)``: the model output (with its graph) and the gradient of
+        ``⟨output, seed⟩`` with respect to ``input``. ``attr_output_fn`` gives the seed: a
+        callable of the (detached) output, or a tensor or None as ``attr_output``. The composite
+        is not registered here (``with attributor:`` does that). An input that does not require
+        gradients is replaced by a detached copy that does (the caller's tensor is not changed).
+        """
+        return self._seeded_pass(input, attr_output_fn, self.create_graph, self.retain_graph)
+
     def forward(
         self, input: torch.Tensor, attr_output_fn: Callable[[torch.Tensor], torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not input.requires_grad:
-            input = input.detach().requires_grad_(True)
-        output, gradient = self._gradient(
-            input, attr_output_fn, self.create_graph, retain_graph=self.retain_graph
-        )
+        output, gradient = self.grad(input, attr_output_fn)
         if not self.create_graph:
             output = output.detach()
         return output, gradient

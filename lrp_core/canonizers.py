@@ -139,14 +139,20 @@ class MergeBatchNorm(Canonizer):
 
     This class merges the pairs given by ``pairs(root_module)``; subclasses find the pairs
     (``SequentialMergeBatchNorm``, ``NamedMergeBatchNorm``). ``register(linears, batch_norm)``
-    merges one pair directly.
+    merges one pair directly; ``linear_params`` (the original ``(weight, bias)`` per linear) and
+    ``batch_norm_params`` (the original batch norm state) are what ``remove()`` puts back.
+    ``linear_type`` and ``batch_norm_type`` are the module types that can be merged (subclasses
+    may narrow them).
     """
+
+    linear_type: tuple[type, ...] = (Linear,)
+    batch_norm_type: tuple[type, ...] = (BatchNorm,)
 
     def __init__(self) -> None:
         self.linears: list[nn.Module] = []
         self.batch_norm: nn.Module | None = None
-        self._linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
-        self._batch_norm_state: dict[str, Any] = {}
+        self.linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
+        self.batch_norm_params: dict[str, Any] = {}
         self._shadows: list[tuple[nn.Module, str, str, Any, Any]] = []
 
     def pairs(self, root_module: nn.Module) -> Iterator[tuple[list[nn.Module], nn.Module]]:
@@ -169,6 +175,7 @@ class MergeBatchNorm(Canonizer):
                     )
                 seen.add(id(module))
             instance = MergeBatchNorm()
+            instance.linear_type, instance.batch_norm_type = self.linear_type, self.batch_norm_type
             instance.register(linears, batch_norm)
             return [instance]
 
@@ -200,19 +207,26 @@ class MergeBatchNorm(Canonizer):
 
     def remove(self) -> None:
         """Restore the original parameter and buffer objects of the linears and the batch norm."""
-        for linear, (weight, bias) in zip(self.linears, self._linear_params, strict=True):
+        for linear, (weight, bias) in zip(self.linears, self.linear_params, strict=True):
             linear.weight = weight
             linear.bias = bias
         if self.batch_norm is not None:
-            for name, value in self._batch_norm_state.items():
+            for name, value in self.batch_norm_params.items():
                 setattr(self.batch_norm, name, value)
         _restore_shadows(self._shadows)
         self.linears, self.batch_norm = [], None
-        self._linear_params, self._batch_norm_state, self._shadows = [], {}, []
+        self.linear_params, self.batch_norm_params, self._shadows = [], {}, []
 
     @staticmethod
-    def _check(linears: list[nn.Module], batch_norm: nn.Module) -> None:
-        if not isinstance(batch_norm, BatchNorm):
+    def merge_batch_norm(modules: Sequence[nn.Module], batch_norm: nn.Module) -> None:
+        """Merge ``batch_norm`` into the linear layers ``modules`` for good (nothing to remove).
+
+        The same merge as ``register``, but the original parameters are not kept.
+        """
+        MergeBatchNorm().register(modules, batch_norm)
+
+    def _check(self, linears: list[nn.Module], batch_norm: nn.Module) -> None:
+        if not isinstance(batch_norm, self.batch_norm_type):
             raise TypeError(
                 f"MergeBatchNorm: expected a batch norm layer, got {type(batch_norm).__name__}"
             )
@@ -224,7 +238,7 @@ class MergeBatchNorm(Canonizer):
         if not linears:
             raise ValueError("MergeBatchNorm: no linear layers given to merge the batch norm into")
         for linear in linears:
-            if not isinstance(linear, Linear):
+            if not isinstance(linear, self.linear_type):
                 raise TypeError(
                     "MergeBatchNorm: batch norms merge only into linear layers (nn.Linear, "
                     f"convolutions, transposed convolutions), got {type(linear).__name__}"
@@ -259,7 +273,7 @@ class MergeBatchNorm(Canonizer):
         for linear in linears:
             weight, bias = linear.weight, linear.bias
             self.linears.append(linear)
-            self._linear_params.append((weight, bias))
+            self.linear_params.append((weight, bias))
             old_bias = torch.zeros_like(shift) if bias is None else bias.detach().to(torch.float64)
             new_weight = _scaled_weight(linear, scale).to(weight.dtype)
             new_bias = (old_bias * scale + shift).to(weight.dtype)
@@ -278,7 +292,7 @@ class MergeBatchNorm(Canonizer):
             state["weight"] = batch_norm.weight
         if batch_norm.bias is not None:
             state["bias"] = batch_norm.bias
-        self._batch_norm_state = state
+        self.batch_norm_params = state
         # assigning a tensor to a registered buffer name replaces the buffer object in place;
         # var = 1 - eps makes var + eps exactly 1 while eps keeps its positive value (torch 2.10
         # to 2.12 reject eps = 0 in batch_norm)
@@ -305,7 +319,9 @@ class SequentialMergeBatchNorm(MergeBatchNorm):
                 continue
             children = list(module.children())
             for previous, current in zip(children, children[1:], strict=False):
-                if isinstance(previous, Linear) and isinstance(current, BatchNorm):
+                if isinstance(previous, self.linear_type) and isinstance(
+                    current, self.batch_norm_type
+                ):
                     yield [previous], current
 
 
@@ -364,6 +380,9 @@ class AttributeCanonizer(Canonizer):
         become child modules. ``remove()`` restores every original attribute object in its
         original place and deletes those that did not exist on the instance (so a class
         attribute such as the class's ``forward`` is visible again).
+
+    A registered instance holds ``module`` and ``attribute_keys`` (the names it set; None until
+    ``register``).
     """
 
     def __init__(
@@ -373,6 +392,7 @@ class AttributeCanonizer(Canonizer):
             raise TypeError("AttributeCanonizer: attribute_map must be callable(name, module)")
         self.attribute_map = attribute_map
         self.module: nn.Module | None = None
+        self.attribute_keys: list[str] | None = None
         self._originals: dict[str, tuple[str | None, Any, bool]] = {}
 
     def copy(self) -> AttributeCanonizer:
@@ -398,7 +418,7 @@ class AttributeCanonizer(Canonizer):
         """Set ``attributes`` on ``module``, remembering what was there."""
         if self.module is not None:
             raise RuntimeError("AttributeCanonizer instance is already registered; use copy()")
-        self.module = module
+        self.module, self.attribute_keys = module, list(attributes)
         try:
             for key, value in attributes.items():
                 self._originals[key] = _locate_attribute(module, key)

@@ -25,13 +25,14 @@ from ._engine import (
     RemovableHandleList,
     Stabilizer,
     basic_relevance,
+    bypassing,
     expand,
-    post_forward,
-    pre_forward,
     stabilize,
     true_gradient,
 )
 from ._engine import param_identity as _param_identity
+from ._engine import post_forward as _post_forward
+from ._engine import pre_forward as _pre_forward
 
 __all__ = [
     "Stabilizer",
@@ -153,6 +154,14 @@ class Hook:
         """Return new gradients for the inputs, or None to keep ``grad_input``."""
         return None
 
+    def pre_backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> None:
+        """Called when the gradient reaches the outputs of a hooked call, before the relevance is
+        computed: stores ``grad_output`` as ``stored_tensors['grad_output']`` when
+        ``store_grad_output`` is set. ``grad_input`` is the same tuple (the gradient arriving
+        at the outputs, as in the reference library)."""
+        if self.store_grad_output:
+            self.stored_tensors["grad_output"] = grad_output
+
     def copy(self) -> Hook:
         """A fresh, unregistered hook of the same type (override when ``__init__`` takes args)."""
         return type(self)()
@@ -169,11 +178,26 @@ class Hook:
         (two rules on one module have no defined meaning; remove the first one).
         """
         claim = _claim(module, self)
-        pre = module.register_forward_pre_hook(partial(pre_forward, self), with_kwargs=True)
+        pre = module.register_forward_pre_hook(
+            partial(_outside_reruns, self.pre_forward), with_kwargs=True
+        )
         post = module.register_forward_hook(
-            partial(post_forward, self), with_kwargs=True, always_call=True
+            partial(_outside_reruns, self.post_forward), with_kwargs=True, always_call=True
         )
         return RemovableHandleList([pre, post, claim, RemovableHandle(self)])
+
+    def pre_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
+        """The forward pre-hook ``register`` installs (torch's ``with_kwargs`` form).
+
+        It prepares the call for the rule's backward; a subclass may override it (calling
+        ``super().pre_forward``) to observe the calls. Returns ``(args, kwargs)`` or None.
+        """
+        return _pre_forward(self, module, args, kwargs)
+
+    def post_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        """The forward hook ``register`` installs (``with_kwargs`` form): calls ``forward`` and
+        routes the output through the rule's backward. Returns the new output or None."""
+        return _post_forward(self, module, args, kwargs, output)
 
     # --- mechanism (see lrp_core._hook_function) ---
     def _needs_local_graph(self, module: torch.nn.Module) -> bool:
@@ -186,11 +210,17 @@ class Hook:
     def _relevance(self, call: ModuleCall, grad_outputs: tuple) -> tuple:
         grad_input = true_gradient(call, grad_outputs)
         self.stored_tensors = call.stored
-        call.stored["grad_output"] = grad_outputs
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         result = self.backward(call.module, grad_input, grad_outputs)
         if result is None:
             return grad_input
         return _check_gradients(self, call, result)
+
+
+def _outside_reruns(forward_hook: Callable, *args: Any) -> Any:
+    """Call a hook's ``pre_forward`` or ``post_forward``, except on the module calls that a
+    rule's backward pass re-runs (an overriding subclass sees only the model's own calls)."""
+    return None if bypassing() else forward_hook(*args)
 
 
 class HookConflictError(RuntimeError):
@@ -340,6 +370,5 @@ class BasicHook(Hook):
 
     def _relevance(self, call: ModuleCall, grad_outputs: tuple) -> tuple:
         self.stored_tensors = call.stored
-        if self.store_grad_output:
-            call.stored["grad_output"] = grad_outputs
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         return basic_relevance(self, call, grad_outputs)

@@ -64,7 +64,7 @@ from .modifiers import (
     stabilize,
     zero_params_list,
 )
-from .module_call import ModuleCall
+from .module_call import ModuleCall, bypassing
 from .relevance import (
     LINEAR_TYPES,
     GradientMap,
@@ -102,6 +102,7 @@ __all__ = [
     "add_terms",
     "basic_relevance",
     "broadcast_zeros",
+    "bypassing",
     "check_number",
     "check_output",
     "check_positive_int",

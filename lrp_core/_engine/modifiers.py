@@ -181,6 +181,14 @@ class ParamMod:
             return cls(obj)
         raise TypeError(f"expected a ParamMod or a callable(param, name), got {obj!r}")
 
+    def state_dicts(
+        self, module: torch.nn.Module
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(original, modified)`` values of the parameters this modifier changes on ``module``
+        (which is left unchanged). Raises ``MissingParameterError`` as ``__call__`` does."""
+        modified = self._modified(module)
+        return {key: getattr(module, key) for key in modified}, modified
+
     def _modified(self, module: torch.nn.Module) -> dict[str, torch.Tensor]:
         own = dict(module.named_parameters(recurse=False))
         keys = list(own) if self.param_keys is None else list(self.param_keys)
