@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh --browser
 # the reference library, only to time it beside the engine (never a dependency of the project)
-.venv/bin/python -m pip show --quiet zennit >/dev/null 2>&1 \
-  || .venv/bin/python -m pip install --quiet --no-deps --ignore-requires-python "zennit==1.0.0"
+.venv/bin/python -m pip install --quiet --no-deps --ignore-requires-python "zennit==1.0.0"
 export OMP_NUM_THREADS=1
 for bench in bench_engine bench_live bench_compare; do
   echo "== $bench"

@@ -203,12 +203,21 @@ def _occlusion_calls(lib, window, **kwargs):
     return x, calls, output, relevance
 
 
+def _zero_window(input, mask):
+    return input * ~mask
+
+
+@pytest.mark.parametrize("occlusion", ["default", "zero-window"])
 @pytest.mark.parametrize("window", [(1, 3, 2, 2), (1, 1, 2, 2), (1, 2, 1, 1), (1, 1, 1, 2)])
-def test_occlusion_forward_sequence_matches_zennit(window):
+def test_occlusion_forward_sequence_matches_zennit(window, occlusion):
     """batch_size=1: the same forward calls with the same inputs in the same order (occluded
-    inputs first, unoccluded last), the same output and relevance."""
-    x, ours, out, rel = _occlusion_calls(lrp_core, window, batch_size=1)
-    _, theirs, their_out, their_rel = _occlusion_calls(zennit, window)
+    inputs first, unoccluded last), the same output and relevance. With a window covering the
+    whole input and the window zeroed, exactly two calls: zeros first, then the input."""
+    kwargs = {"occlusion_fn": _zero_window} if occlusion == "zero-window" else {}
+    x, ours, out, rel = _occlusion_calls(lrp_core, window, batch_size=1, **kwargs)
+    _, theirs, their_out, their_rel = _occlusion_calls(zennit, window, **kwargs)
+    if occlusion == "zero-window" and window == (1, 3, 2, 2):
+        assert len(ours) == 2 and not ours[0].any()
     assert len(ours) == len(theirs)
     for our_input, their_input in zip(ours, theirs, strict=True):
         torch.testing.assert_close(our_input, their_input, rtol=0, atol=0)
