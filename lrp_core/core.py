@@ -179,10 +179,10 @@ class Hook:
         """
         claim = _claim(module, self)
         pre = module.register_forward_pre_hook(
-            partial(_outside_reruns, self.pre_forward), with_kwargs=True
+            self._forward_hook("pre_forward", _pre_forward), with_kwargs=True
         )
         post = module.register_forward_hook(
-            partial(_outside_reruns, self.post_forward), with_kwargs=True, always_call=True
+            self._forward_hook("post_forward", _post_forward), with_kwargs=True, always_call=True
         )
         return RemovableHandleList([pre, post, claim, RemovableHandle(self)])
 
@@ -199,7 +199,16 @@ class Hook:
         routes the output through the rule's backward. Returns the new output or None."""
         return _post_forward(self, module, args, kwargs, output)
 
-    # --- mechanism (see lrp_core._hook_function) ---
+    # --- mechanism (see lrp_core._engine.hook_function) ---
+    def _forward_hook(self, name: str, engine_hook: Callable) -> Callable:
+        """The torch hook for ``pre_forward`` or ``post_forward`` (``name``): the engine's own
+        function bound to this hook, or, where a subclass or instance overrides the method, that
+        method (skipped on a rule's re-runs)."""
+        method = getattr(self, name)
+        if name not in self.__dict__ and getattr(type(self), name) is getattr(Hook, name):
+            return partial(engine_hook, self)
+        return partial(_outside_reruns, method)
+
     def _needs_local_graph(self, module: torch.nn.Module) -> bool:
         """Whether the backward needs the module's own graph of this call."""
         return True

@@ -332,3 +332,57 @@ def test_overridden_pre_backward_sees_the_gradient_at_the_output():
     torch.testing.assert_close(logs[0][0], [SEED], **TOL)
     for ours, theirs in zip(*logs, strict=True):
         torch.testing.assert_close(ours, theirs, **TOL)
+
+
+def _gradient_times_input_hook(lib):
+    """The custom-rule spec's gradient × input hook, with Zennit 1.0's forward signature."""
+
+    class GradientTimesInput(lib.core.Hook):
+        def forward(self, module, args, kwargs, output):
+            self.stored_tensors["input"] = args
+            self.stored_tensors["scale"] = kwargs.get("scale")
+
+        def backward(self, module, grad_input, grad_output):
+            scale = self.stored_tensors["scale"]
+            factor = 1.0 if scale is None else scale.detach()
+            return tuple(
+                grad * x * factor
+                for grad, x in zip(grad_input, self.stored_tensors["input"], strict=True)
+            )
+
+    return GradientTimesInput()
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3).double()
+
+    def forward(self, x, scale=None):
+        out = self.linear(x)
+        return out if scale is None else out * scale
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["args", "kwargs"])
+def test_zennit_style_forward_gets_args_and_kwargs(keyword):
+    """A Hook whose forward has Zennit 1.0's signature (module, args, kwargs, output) gets the
+    call's positional and keyword arguments; the same relevance as in the reference."""
+    results = []
+    for lib in (lrp_core, zennit):
+        torch.manual_seed(0)
+        module = _Scaled()
+        handles = _gradient_times_input_hook(lib).register(module)
+        try:
+            x = _input().requires_grad_()
+            kwargs = {"scale": torch.tensor(2.0, dtype=torch.float64)} if keyword else {}
+            output = module(x, **kwargs)
+            (relevance,) = torch.autograd.grad(output, x, SEED)
+        finally:
+            handles.remove()
+        results.append(relevance)
+    torch.testing.assert_close(results[0], results[1], **TOL)
+    factor = 2.0 if keyword else 1.0
+    torch.manual_seed(0)
+    weight = _Scaled().linear.weight.detach()
+    expected = _input() * ((SEED * factor) @ weight) * factor
+    torch.testing.assert_close(results[0], expected, **TOL)
