@@ -29,6 +29,7 @@ from ._engine import (
     Attributor,
     AttrOutput,
     BatchedAttributor,
+    CompositeInUseError,
     MeanGradientAttributor,
     OutputSeed,
     check_output,
@@ -37,6 +38,7 @@ from ._engine import (
 
 __all__ = [
     "Attributor",
+    "CompositeInUseError",
     "Gradient",
     "IntegratedGradients",
     "Occlusion",

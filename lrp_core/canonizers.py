@@ -20,6 +20,23 @@ from torch import nn
 from .types import BatchNorm, ConvolutionTranspose, Linear
 
 
+class CanonizerOrderError(RuntimeError):
+    """A canonizer removed while a canonizer applied after it still rewrites the same place.
+
+    Nothing is changed then: remove the later canonizer first (reverse order of application).
+    """
+
+
+def check_unchanged(owner: str, place: str, installed: Any, current: Any) -> None:
+    """Raise ``CanonizerOrderError`` unless ``current`` is the object ``owner`` installed."""
+    if current is not installed:
+        raise CanonizerOrderError(
+            f"{owner}: {place} was rewritten again by a canonizer applied after this one, which "
+            "is still applied; nothing was changed. Remove canonizers in reverse order of "
+            "application (the last applied first)"
+        )
+
+
 class Canonizer(ABC):
     """Base of all canonizers.
 
@@ -105,6 +122,7 @@ class MergeBatchNorm(Canonizer):
         self.batch_norm: nn.Module | None = None
         self._linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
         self._batch_norm_state: dict[str, Any] = {}
+        self._installed: list[tuple[nn.Module, str, Any]] = []
 
     def pairs(self, root_module: nn.Module) -> Iterator[tuple[list[nn.Module], nn.Module]]:
         """Yield ``(linears, batch_norm)`` pairs of ``root_module`` to merge."""
@@ -155,7 +173,15 @@ class MergeBatchNorm(Canonizer):
             raise
 
     def remove(self) -> None:
-        """Restore the original parameter and buffer objects of the linears and the batch norm."""
+        """Restore the original parameter and buffer objects of the linears and the batch norm.
+
+        Raises ``CanonizerOrderError`` (changing nothing) while a canonizer applied later still
+        rewrites one of them.
+        """
+        for module, key, installed in self._installed:
+            place = f"{key} of {type(module).__name__}"
+            check_unchanged(type(self).__name__, place, installed, getattr(module, key))
+        self._installed = []
         for linear, (weight, bias) in zip(self.linears, self._linear_params, strict=True):
             linear.weight = weight
             linear.bias = bias
@@ -222,6 +248,7 @@ class MergeBatchNorm(Canonizer):
             linear.bias = nn.Parameter(
                 new_bias, requires_grad=weight.requires_grad if bias is None else bias.requires_grad
             )
+            self._installed += [(linear, "weight", linear.weight), (linear, "bias", linear.bias)]
 
     def _make_identity(self, batch_norm: nn.Module) -> None:
         state = {
@@ -248,6 +275,9 @@ class MergeBatchNorm(Canonizer):
             batch_norm.bias = nn.Parameter(
                 torch.zeros_like(state["bias"]), requires_grad=state["bias"].requires_grad
             )
+        for key in ("running_mean", "running_var", "weight", "bias"):
+            if key in state:
+                self._installed.append((batch_norm, key, getattr(batch_norm, key)))
 
 
 class SequentialMergeBatchNorm(MergeBatchNorm):
@@ -329,6 +359,7 @@ class AttributeCanonizer(Canonizer):
         self.attribute_map = attribute_map
         self.module: nn.Module | None = None
         self._originals: dict[str, tuple[str | None, Any, bool]] = {}
+        self._installed: dict[str, Any] = {}
 
     def copy(self) -> AttributeCanonizer:
         return type(self)(self.attribute_map)
@@ -358,12 +389,22 @@ class AttributeCanonizer(Canonizer):
             for key, value in attributes.items():
                 self._originals[key] = _locate_attribute(module, key)
                 setattr(module, key, value)
+                self._installed[key] = _locate_attribute(module, key)[1]
         except BaseException:
             self.remove()
             raise
 
     def remove(self) -> None:
-        """Put back every original attribute (same object, same place) and drop the added ones."""
+        """Put back every original attribute (same object, same place) and drop the added ones.
+
+        Raises ``CanonizerOrderError`` (changing nothing) while a canonizer applied later still
+        rewrites one of them.
+        """
+        for key, installed in self._installed.items():
+            current = _locate_attribute(self.module, key)[1]
+            place = f"attribute {key!r} of {type(self.module).__name__}"
+            check_unchanged(type(self).__name__, place, installed, current)
+        self._installed = {}
         if self.module is not None:
             for key, original in reversed(list(self._originals.items())):
                 _restore_attribute(self.module, key, original)
@@ -450,6 +491,7 @@ class CompositeCanonizer(Canonizer):
 __all__ = [
     "AttributeCanonizer",
     "Canonizer",
+    "CanonizerOrderError",
     "CompositeCanonizer",
     "MergeBatchNorm",
     "NamedMergeBatchNorm",
