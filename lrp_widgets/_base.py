@@ -93,17 +93,12 @@ def request_number(value: Any) -> int:
     """
     if value is None:
         return 0
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value <= MAX_REQUEST
-    ):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 <= value <= MAX_REQUEST or value != int(value):
         raise ValueError(
-            f"'request' must be an integer in 0..{MAX_REQUEST} (a JavaScript safe integer), "
-            f"got {value!r}"
+            f"'request' must be a non-negative integer of at most {MAX_REQUEST} (exact in "
+            f"JavaScript), got {value!r}"
         )
-    if value != int(value):
-        raise ValueError(f"'request' must be an integer, got {value!r}")
     return int(value)
 
 
