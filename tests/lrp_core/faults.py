@@ -65,7 +65,7 @@ def steps(plan: Plan, methods: list[tuple[type, str]], forward: bool = True) -> 
 
 
 class FaultyEpsilon(Epsilon):
-    """The Epsilon rule, but each relevance call (of any copy) is a step of ``FaultyEpsilon.plan``."""
+    """The Epsilon rule; each relevance call (of any copy) is a step of ``FaultyEpsilon.plan``."""
 
     plan = Plan()
 
@@ -95,4 +95,6 @@ def bn_net(seed: int = 0) -> nn.Module:
 
 
 def bn_batch(n: int = 2, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 2, 6, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.randn(
+        n, 2, 6, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
