@@ -177,8 +177,7 @@ class LrpWidget(anywidget.AnyWidget):
         """Raise ``RuntimeError`` once the widget was closed."""
         if self._live is None or self._live.closed:
             raise RuntimeError(
-                f"this {type(self).__name__} was closed; create a new one (the model is free "
-                "again)"
+                f"this {type(self).__name__} was closed; create a new one (the model is free again)"
             )
 
     @property
