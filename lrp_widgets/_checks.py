@@ -18,6 +18,10 @@ class UnknownLayerError(ValueError, traitlets.TraitError):
     """A layer name that is not a module of the explored model."""
 
 
+class TargetRangeError(ValueError, traitlets.TraitError):
+    """A target class index that is not a class of the model's output."""
+
+
 def composite_key(name: str) -> str:
     """The registered name of a composite preset, from ``"epsilon_plus_flat"`` or its class-style
     spelling ``"EpsilonPlusFlat"``.

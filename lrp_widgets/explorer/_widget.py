@@ -28,6 +28,7 @@ from lrp_core.core import Composite, Hook
 from lrp_core.live import LiveExplanation
 from lrp_widgets._base import command, command_params, load_bundle
 from lrp_widgets._checks import (
+    TargetRangeError,
     box_defaults,
     check_class_names,
     check_inputs,
@@ -368,7 +369,7 @@ class Explorer(ExplorerTraits):
     def _validate_target(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
         if value is not None and not 0 <= value < self._classes:
-            raise traitlets.TraitError(
+            raise TargetRangeError(
                 f"target {value} is out of range: the model has {self._classes} classes "
                 f"(0..{self._classes - 1}); use None for each sample's predicted class"
             )

@@ -39,7 +39,7 @@ class Plan:
 def steps(plan: Plan, methods: list[tuple[type, str]], forward: bool = True) -> Iterator[Plan]:
     """Within the block, each call of the ``methods`` (``(class, name)``) and, with
     ``forward``, each module forward is one step of ``plan``."""
-    originals = [(owner, name, owner.__dict__[name]) for owner, name in methods]
+    originals = [(owner, name, owner.__dict__.get(name)) for owner, name in methods]
 
     def wrap(owner: type, name: str, original):
         @functools.wraps(original)
@@ -49,8 +49,8 @@ def steps(plan: Plan, methods: list[tuple[type, str]], forward: bool = True) -> 
 
         return wrapper
 
-    for owner, name, original in originals:
-        setattr(owner, name, wrap(owner, name, original))
+    for owner, name, _ in originals:
+        setattr(owner, name, wrap(owner, name, getattr(owner, name)))
     handle = None
     if forward:
         hook = lambda module, args: plan.step(f"forward of {type(module).__name__}")  # noqa: E731
@@ -61,7 +61,10 @@ def steps(plan: Plan, methods: list[tuple[type, str]], forward: bool = True) -> 
         if handle is not None:
             handle.remove()
         for owner, name, original in originals:
-            setattr(owner, name, original)
+            if original is None:  # inherited: drop the wrapper, the base's method shows again
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
 
 class FaultyEpsilon(Epsilon):
