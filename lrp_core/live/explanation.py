@@ -7,9 +7,13 @@
 
 The model runs forward once per input batch, with a dispatching hook on every leaf module (see
 ``lrp_core.live.dispatch``); each ``explain`` is one backward pass over the kept graph in which
-every module asks the *current* assignment for its rule, and records its relevance totals.
+every module takes its rule from a snapshot of the assignment made when the pass starts, and
+records its relevance totals. Passes, edits and ``close()`` hold one lock, so an edit from
+another thread lands between two passes, never inside one.
 The composite's canonizers stay applied until ``close()`` (or the end of a ``with`` block), which
-also removes every hook; the model's parameters and buffers are then as before.
+also removes every hook; the model's parameters and buffers are then as before (also after a
+forward in training mode: buffers the forward changed in place are put back). A constructor that
+fails at any step undoes what it did before raising.
 """
 
 from __future__ import annotations
