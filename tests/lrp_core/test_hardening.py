@@ -154,3 +154,24 @@ def test_pointing_game_tolerance_needs_no_memory_growing_with_it(tolerance):
         mask[i, 2 * i : 2 * i + 2, i : i + 3] = True
     hits = pointing_game(relevance, mask, tolerance=tolerance)
     assert torch.equal(hits, brute_force_pointing(relevance, mask, tolerance))
+
+
+def test_a_handle_failing_to_remove_does_not_keep_the_others():
+    """Undo runs to the end: every handle is removed, then the first error is raised."""
+    from lrp_core.core import RemovableHandleList
+
+    removed = []
+
+    class Handle:
+        def __init__(self, name: str, fails: bool = False):
+            self.name, self.fails = name, fails
+
+        def remove(self) -> None:
+            removed.append(self.name)
+            if self.fails:
+                raise Fault(f"cannot remove {self.name}")
+
+    handles = RemovableHandleList([Handle("a"), Handle("b", fails=True), Handle("c")])
+    with pytest.raises(Fault, match="cannot remove b"):
+        handles.remove()
+    assert removed == ["a", "b", "c"] and not handles

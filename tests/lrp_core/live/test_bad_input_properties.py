@@ -30,7 +30,7 @@ from lrp_core.live import RULES, LiveExplanation, LiveResult
 
 from .live_models import batch, relu_net
 
-EXAMPLES = int(__import__("os").environ.get("LRP_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = int(__import__("os").environ.get("LRP_PROPERTY_EXAMPLES", "30"))
 LEAVES = ["0", "1", "2", "3", "4", "5", "6", "7", "8"]
 PARAMETERS = ["epsilon", "gamma", "alpha", "beta", "low", "high", "stabilizer", "zero_params"]
 
