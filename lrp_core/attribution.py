@@ -30,6 +30,7 @@ from ._engine import (
     Attributor,
     AttrOutput,
     BatchedAttributor,
+    CompositeInUseError,
     MeanGradientAttributor,
     OutputSeed,
     check_output,
@@ -38,6 +39,7 @@ from ._engine import (
 
 __all__ = [
     "Attributor",
+    "CompositeInUseError",
     "Gradient",
     "IntegratedGradients",
     "Occlusion",

@@ -20,6 +20,23 @@ from torch import nn
 from .types import BatchNorm, ConvolutionTranspose, Linear
 
 
+class CanonizerOrderError(RuntimeError):
+    """A canonizer removed while a canonizer applied after it still rewrites the same place.
+
+    Nothing is changed then: remove the later canonizer first (reverse order of application).
+    """
+
+
+def check_unchanged(owner: str, place: str, installed: Any, current: Any) -> None:
+    """Raise ``CanonizerOrderError`` unless ``current`` is the object ``owner`` installed."""
+    if current is not installed:
+        raise CanonizerOrderError(
+            f"{owner}: {place} was rewritten again by a canonizer applied after this one, which "
+            "is still applied; nothing was changed. Remove canonizers in reverse order of "
+            "application (the last applied first)"
+        )
+
+
 class Canonizer(ABC):
     """Base of all canonizers.
 
@@ -154,6 +171,7 @@ class MergeBatchNorm(Canonizer):
         self.linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
         self.batch_norm_params: dict[str, Any] = {}
         self._shadows: list[tuple[nn.Module, str, str, Any, Any]] = []
+        self._installed: list[tuple[nn.Module, str, Any]] = []
 
     def pairs(self, root_module: nn.Module) -> Iterator[tuple[list[nn.Module], nn.Module]]:
         """Yield ``(linears, batch_norm)`` pairs of ``root_module`` to merge."""
@@ -206,7 +224,15 @@ class MergeBatchNorm(Canonizer):
             raise
 
     def remove(self) -> None:
-        """Restore the original parameter and buffer objects of the linears and the batch norm."""
+        """Restore the original parameter and buffer objects of the linears and the batch norm.
+
+        Raises ``CanonizerOrderError`` (changing nothing) while a canonizer applied later still
+        rewrites one of them.
+        """
+        for module, key, installed in self._installed:
+            place = f"{key} of {type(module).__name__}"
+            check_unchanged(type(self).__name__, place, installed, getattr(module, key))
+        self._installed = []
         for linear, (weight, bias) in zip(self.linears, self.linear_params, strict=True):
             linear.weight = weight
             linear.bias = bias
@@ -281,6 +307,7 @@ class MergeBatchNorm(Canonizer):
             linear.bias = nn.Parameter(
                 new_bias, requires_grad=weight.requires_grad if bias is None else bias.requires_grad
             )
+            self._installed += [(linear, "weight", linear.weight), (linear, "bias", linear.bias)]
 
     def _make_identity(self, batch_norm: nn.Module) -> None:
         state = {
@@ -307,6 +334,9 @@ class MergeBatchNorm(Canonizer):
             batch_norm.bias = nn.Parameter(
                 torch.zeros_like(state["bias"]), requires_grad=state["bias"].requires_grad
             )
+        for key in ("running_mean", "running_var", "weight", "bias"):
+            if key in state:
+                self._installed.append((batch_norm, key, getattr(batch_norm, key)))
 
 
 class SequentialMergeBatchNorm(MergeBatchNorm):
@@ -394,6 +424,7 @@ class AttributeCanonizer(Canonizer):
         self.module: nn.Module | None = None
         self.attribute_keys: list[str] | None = None
         self._originals: dict[str, tuple[str | None, Any, bool]] = {}
+        self._installed: dict[str, Any] = {}
 
     def copy(self) -> AttributeCanonizer:
         return type(self)(self.attribute_map)
@@ -423,12 +454,22 @@ class AttributeCanonizer(Canonizer):
             for key, value in attributes.items():
                 self._originals[key] = _locate_attribute(module, key)
                 setattr(module, key, value)
+                self._installed[key] = _locate_attribute(module, key)[1]
         except BaseException:
             self.remove()
             raise
 
     def remove(self) -> None:
-        """Put back every original attribute (same object, same place) and drop the added ones."""
+        """Put back every original attribute (same object, same place) and drop the added ones.
+
+        Raises ``CanonizerOrderError`` (changing nothing) while a canonizer applied later still
+        rewrites one of them.
+        """
+        for key, installed in self._installed.items():
+            current = _locate_attribute(self.module, key)[1]
+            place = f"attribute {key!r} of {type(self.module).__name__}"
+            check_unchanged(type(self).__name__, place, installed, current)
+        self._installed = {}
         if self.module is not None:
             for key, original in reversed(list(self._originals.items())):
                 _restore_attribute(self.module, key, original)
@@ -515,6 +556,7 @@ class CompositeCanonizer(Canonizer):
 __all__ = [
     "AttributeCanonizer",
     "Canonizer",
+    "CanonizerOrderError",
     "CompositeCanonizer",
     "MergeBatchNorm",
     "NamedMergeBatchNorm",

@@ -172,7 +172,12 @@ def _normalise(array: np.ndarray, vmin, vmax, symmetric: bool, dim=None) -> np.n
     with bounds over the axes ``dim`` (``None``: the whole array)."""
     axes = tuple(range(array.ndim)) if dim is None else dim
     low, high = interval_norm_bounds(array, symmetric, axes, vmin=vmin, vmax=vmax)
-    width = high - low
+    with np.errstate(over="ignore"):
+        width = high - low
+    if np.isinf(width).any() and np.isfinite(low).all() and np.isfinite(high).all():
+        # bounds near the float maximum: the same ratios on halved values cannot overflow
+        array, low, high = array / 2, low / 2, high / 2
+        width = high - low
     flat = np.where(width > 0, width, 1.0)
     scaled = np.where(width > 0, (array - low) / flat, 0.5 if symmetric else 0.0)
     return np.clip(scaled, 0.0, 1.0)

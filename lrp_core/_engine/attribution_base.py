@@ -14,9 +14,21 @@ from numbers import Integral
 import torch
 from torch import nn
 
-__all__ = ["AttrOutput", "Attributor", "BatchedAttributor", "MeanGradientAttributor", "OutputSeed"]
+__all__ = [
+    "AttrOutput",
+    "Attributor",
+    "CompositeInUseError",
+    "BatchedAttributor",
+    "MeanGradientAttributor",
+    "OutputSeed",
+]
 
 AttrOutput = torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
+
+
+class CompositeInUseError(RuntimeError):
+    """A composite registered on one model, given to an attributor of another model."""
+
 
 # Automatic chunking puts at most this many input elements into one forward pass.
 _AUTO_PASS_ELEMENTS = 2**20
@@ -50,6 +62,8 @@ def check_input(input: object) -> torch.Tensor:
         )
     if input.ndim < 1:
         raise ValueError("input must have a batch axis (shape (N, ...)): use input[None].")
+    if input.shape[0] == 0:
+        raise ValueError(f"input is an empty batch (shape {tuple(input.shape)}): give samples.")
     if not torch.isfinite(input).all():
         raise ValueError("input contains NaN or infinity: replace them, e.g. torch.nan_to_num.")
     return input
@@ -170,6 +184,13 @@ class Attributor:
             self._owns_registration = self.composite is not None and not getattr(
                 self.composite, "handles", None
             )
+            elsewhere = getattr(self.composite, "registered_module", None)
+            if not self._owns_registration and elsewhere not in (None, self.model):
+                raise CompositeInUseError(
+                    f"composite: this {type(self.composite).__name__} is registered on another "
+                    f"model ({type(elsewhere).__name__}), so its rules would not apply to this "
+                    "one; remove it there first (composite.remove()) or use a separate composite"
+                )
             if self._owns_registration:
                 self.composite.register(self.model)
         self._depth += 1

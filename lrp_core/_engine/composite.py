@@ -30,6 +30,8 @@ class Composite:
         self.hooks: list[HookTemplate] = []
         self.canonizer_instances: list = []
         self.unmatched: list[tuple[str, str]] = []
+        #: the module the composite is registered on (None while it is not registered)
+        self.registered_module: torch.nn.Module | None = None
 
     @property
     def hook_refs(self) -> list[HookTemplate]:
@@ -43,6 +45,7 @@ class Composite:
     def register(self, module: torch.nn.Module) -> None:
         """Apply the canonizers, then hook every module the map matches."""
         self.remove()
+        self.registered_module = module
         try:
             for canonizer in self.canonizers:
                 self.canonizer_instances.extend(canonizer.apply(module))
@@ -65,6 +68,7 @@ class Composite:
         try:
             self.handles.remove()
         finally:
+            self.registered_module = None
             self.hooks = []
             self.unmatched = []
             instances, self.canonizer_instances = self.canonizer_instances, []
