@@ -261,6 +261,15 @@ class Compare(CompareTraits):
         self._runner.cancel()
 
     # --- export ---
+    def summary(self) -> str:
+        """One line: the model, the columns and the number of rows."""
+        names = ", ".join(self.column_names)
+        rows = len(self.classes)
+        return (
+            f"LRP Compare: {type(self.model).__name__}, {rows} row{'s' if rows != 1 else ''} × "
+            f"columns {names}; the live view needs a running kernel"
+        )
+
     def to_figure(self, **kwargs: Any):
         """The grid as a matplotlib ``Figure``: keywords ``normalization``, ``scale_by``,
         ``cmap``, ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``.

@@ -162,6 +162,59 @@ class Explorer(ExplorerTraits):
         """Python source that builds the current assignment as a composite with ``lrp_core``."""
         return self.live.to_code()
 
+    # --- export ---
+    def summary(self) -> str:
+        """One line: the model, the composite, the sample shown and the class it explains."""
+        sample = self.sample
+        classes = (self.heatmap or {}).get("classes") or []
+        explained = f" as {self._class_label(classes[sample])}" if sample < len(classes) else ""
+        composite = self.composite or "custom rules"
+        return (
+            f"LRP Explorer: {self.model_name} ({len(self.layers)} layers), {composite}, "
+            f"sample {sample}{explained}; the live view needs a running kernel"
+        )
+
+    def to_figure(
+        self,
+        sample: int | None = None,
+        *,
+        cmap: str = "bwr",
+        scale_by: str = "percentile",
+        figsize: tuple[float, float] | None = None,
+    ):
+        """The relevance of ``sample`` (default: the one shown) as a matplotlib ``Figure``:
+        the input and the channel-summed map with a colour bar ``±s`` (``s``: the 99th
+        percentile of ``|map|``, or its maximum with ``scale_by="max"``, as on the page).
+
+        Raises
+        ------
+        ValueError
+            no relevance computed yet, an unknown colormap or ``scale_by``, a bad sample.
+        """
+        from lrp_widgets.explorer._figure import explorer_figure
+
+        relevance = self.live.last_result
+        if relevance is None:
+            raise ValueError("the Explorer has no relevance to draw yet: fix the error shown")
+        sample = self.sample if sample is None else int(sample)
+        classes = (self.heatmap or {}).get("classes") or []
+        label = self._class_label(classes[sample]) if 0 <= sample < len(classes) else ""
+        return explorer_figure(
+            self.live.inputs,
+            relevance.relevance,
+            sample,
+            f"{self.model_name} · {self.composite or 'custom rules'}",
+            cmap=cmap,
+            scale_by=scale_by,
+            class_label=label,
+            figsize=figsize,
+        )
+
+    def _class_label(self, index: int) -> str:
+        names = self.class_names
+        named = index < len(names) and names[index] != str(index)
+        return f"class {index} ({names[index]})" if named else f"class {index}"
+
     # --- editing ---
     def select(self, names: str | Iterable[str]) -> None:
         """Select layers by qualified name (replacing the selection); ``[]`` clears it.

@@ -32,6 +32,7 @@ import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "../shared/theme.css";
 import "./compare.css";
 import { bytesOf, float32Of } from "../shared/arrays";
+import { guardKernelControls } from "../shared/connection";
 import { Kernel } from "../shared/kernel";
 import { createStatus, plural } from "../shared/status";
 import type { CellScore } from "./cell";
@@ -45,6 +46,19 @@ import type { ColumnHeatmap, CompareCommand, CompareTraits } from "./types";
 
 /** Scores computed on request only (the others come with every heatmap). */
 const LONG_SCORES = ["faithfulness", "class_sensitivity"];
+
+/** Controls that ask the kernel to compute: off while no kernel answers (view only). */
+const KERNEL_CONTROLS = [
+  "add-column",
+  "add-column-button",
+  "paste-config",
+  "add-config-button",
+  "compute-scores",
+  "cancel",
+  "column",
+]
+  .map((role) => `[data-role='${role}']`)
+  .join(", ");
 
 /** Traits the Compare page writes (display state only: none asks the kernel to compute). */
 type CompareOwned = "normalization" | "scale_by" | "reference" | "cmap" | "show" | "sort";
@@ -335,6 +349,14 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
 
   layout();
   showStatus();
+  const guard = guardKernelControls(root, KERNEL_CONTROLS);
+  const showConnection = (viewOnly: boolean): void => {
+    status.setViewOnly(viewOnly);
+    guard.set(viewOnly);
+    if (!viewOnly) updateToolbar(); // the toolbar's own enabled states
+  };
+  kernel.onConnection(showConnection);
+  showConnection(kernel.viewOnly);
   kernel.onChange(["columns", "images"], layout);
   kernel.onChange(["classes", "class_names", "predictions"], showRows);
   kernel.onChange(["heatmaps", "normalization", "scale_by", "reference", "cmap", "show"], () => {
@@ -354,6 +376,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
 
   return () => {
     kernel.dispose();
+    guard.dispose();
     root.remove();
   };
 }
