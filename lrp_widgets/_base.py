@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FALLBACK_DPI",
+    "FALLBACK_MAX_PIXELS",
     "STATUSES",
     "LrpWidget",
     "command",
@@ -47,6 +48,8 @@ __all__ = [
 STATUSES = ("ready", "computing", "error")
 #: resolution of the static picture in a widget's display data (see ``LrpWidget.fallback_data``)
 FALLBACK_DPI = 72
+#: the picture's longer side at most, in pixels (a big grid is drawn at a lower resolution)
+FALLBACK_MAX_PIXELS = 800
 
 _log = logging.getLogger(__name__)
 
@@ -185,8 +188,10 @@ class LrpWidget(anywidget.AnyWidget):
         left out (logged), never raised: the live view must still display."""
         data = {"text/plain": self.summary()}
         try:
+            figure = self.to_figure()
+            dpi = min(FALLBACK_DPI, FALLBACK_MAX_PIXELS / max(figure.get_size_inches()))
             buffer = io.BytesIO()
-            self.to_figure().savefig(buffer, format="png", dpi=FALLBACK_DPI)
+            figure.savefig(buffer, format="png", dpi=dpi)
         except Exception:  # the picture is a courtesy; the widget view must still display
             _log.warning("no static picture for %s", type(self).__name__, exc_info=True)
             return data

@@ -18,7 +18,7 @@ from _compare_helpers import batch, small_model
 from matplotlib.image import imread
 
 from lrp_widgets import Compare, Explorer
-from lrp_widgets._base import FALLBACK_DPI
+from lrp_widgets._base import FALLBACK_DPI, FALLBACK_MAX_PIXELS
 
 VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -51,6 +51,7 @@ def test_display_data_hold_the_view_a_picture_and_a_summary(widget):
     picture = png_of(data)
     width, height = widget.to_figure().get_size_inches() * FALLBACK_DPI
     assert picture.shape == (int(height), int(width), 4)  # matplotlib truncates
+    assert max(picture.shape) <= FALLBACK_MAX_PIXELS
     assert picture[..., :3].std() > 0.05  # something is drawn, not a blank canvas
     summary = data["text/plain"]
     assert "\n" not in summary and "Sequential" in summary
@@ -65,6 +66,20 @@ def test_summaries_name_what_is_shown(widget):
         assert "epsilon_plus_flat" in summary
     else:
         assert "3 rows × columns EpsilonPlusFlat, Gradient" in summary
+
+
+def test_a_big_grid_is_drawn_at_a_lower_resolution():
+    model, (inputs, _) = small_model(), batch()
+    rows = inputs.repeat(4, 1, 1, 1)  # 12 rows: 2 in × 12 rows at 72 dpi would exceed the cap
+    compare = Compare(model, rows, ["EpsilonPlusFlat", None])
+    try:
+        width, height = compare.to_figure().get_size_inches()
+        picture = png_of(compare.fallback_data())
+    finally:
+        compare.close()
+    assert height * FALLBACK_DPI > FALLBACK_MAX_PIXELS
+    assert picture.shape[0] == FALLBACK_MAX_PIXELS
+    assert picture.shape[1] == pytest.approx(width / height * FALLBACK_MAX_PIXELS, abs=1)
 
 
 def test_picture_follows_the_shown_sample(explorer):
