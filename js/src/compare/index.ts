@@ -26,7 +26,10 @@
  * `cancel`, `progress`, `colorbar` (canvases), `download` (per cell), `row` (per input, in the
  * displayed order). The root exposes `data-requests` (commands sent; display settings are not
  * counted), `data-busy`, `data-compute-count`, `data-answered` and, while the pointer is over a
- * cell, `data-hover="x,y"` (heatmap pixel, the same crosshair drawn in every cell).
+ * cell, `data-hover="x,y"` (heatmap pixel, the same crosshair drawn in every cell). Without a
+ * kernel (`../shared/connection.ts`) the root has `data-view-only="true"`, the status text starts
+ * with `no kernel connected: view only` (`data-connection="none"`) and the column edits, adding
+ * columns and the scores are disabled; the display settings keep working.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "../shared/theme.css";

@@ -8,7 +8,10 @@
  * `data-role` = `rule-select`, `heatmap`, `status` (text contains `ready` / `error`),
  * `cmap-select`; parameter controls `data-param`. The root also exposes `data-requests`
  * (messages sent to the kernel), `data-compute-count` (relevance computations in the kernel) and
- * `data-latency-ms` (last edit → heatmap drawn), for tests and benchmarks.
+ * `data-latency-ms` (last edit → heatmap drawn), for tests and benchmarks. Without a kernel
+ * (`../shared/connection.ts`) the root has `data-view-only="true"`, the status text starts with
+ * `no kernel connected: view only` (`data-connection="none"`) and the rule panel and target
+ * picker are disabled; colormap, opacity, scale and sample keep working.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "../shared/theme.css";
