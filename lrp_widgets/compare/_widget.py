@@ -262,12 +262,11 @@ class Compare(CompareTraits):
 
     # --- export ---
     def summary(self) -> str:
-        """One line: the model, the columns and the number of rows."""
-        names = ", ".join(self.column_names)
-        rows = len(self.classes)
+        """One line: the model, the number of rows and the columns."""
+        rows, names = len(self.classes), ", ".join(self.column_names)
         return (
-            f"LRP Compare: {type(self.model).__name__}, {rows} row{'s' if rows != 1 else ''} × "
-            f"columns {names}; the live view needs a running kernel"
+            f"LRP Compare: {type(self.model).__name__}, {rows} row{'s' if rows != 1 else ''} "
+            f"× columns {names}; the live view needs a running kernel"
         )
 
     def to_figure(self, **kwargs: Any):

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from lrp_core.cmap import CMAPS
 from lrp_widgets._payload import display_images
+from lrp_widgets.explorer._traits import ExplorerTraits
 
 SCALE_BY = ("percentile", "max")
 SCALE_QUANTILE = 0.99
@@ -53,31 +54,56 @@ def map_scale(values: np.ndarray, scale_by: str = "percentile") -> float:
     return float(np.partition(magnitudes, k)[k])
 
 
+def class_label(index: int, class_names: Sequence[str]) -> str:
+    """``class 3 (cat)``, or ``class 3`` when the class has no name of its own."""
+    named = index < len(class_names) and class_names[index] != str(index)
+    return f"class {index} ({class_names[index]})" if named else f"class {index}"
+
+
+def explained_class(explorer: ExplorerTraits, sample: int) -> str:
+    """The class the Explorer's heatmap explains for ``sample`` (``""`` when unknown)."""
+    classes = (explorer.heatmap or {}).get("classes") or []
+    return class_label(classes[sample], explorer.class_names) if sample < len(classes) else ""
+
+
+def explorer_summary(explorer: ExplorerTraits) -> str:
+    """One line: the model, the composite, the sample shown and the class it explains."""
+    sample = explorer.sample
+    explained = explained_class(explorer, sample)
+    return (
+        f"LRP Explorer: {explorer.model_name} ({len(explorer.layers)} layers), "
+        f"{explorer.composite or 'custom rules'}, sample {sample}"
+        f"{f' as {explained}' if explained else ''}; the live view needs a running kernel"
+    )
+
+
 def explorer_figure(
-    inputs: torch.Tensor,
-    relevance: torch.Tensor,
+    explorer: ExplorerTraits,
     sample: int,
-    title: str,
     *,
     cmap: str = "bwr",
     scale_by: str = "percentile",
-    class_label: str = "",
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """Input (for image inputs) and relevance map of ``sample``, titled, with a colour bar.
+    """Input (for image inputs) and relevance map of ``sample``, titled with the model and the
+    composite, the explained class over the map, with a colour bar.
 
     Raises
     ------
     ValueError
-        an unknown colormap, ``scale_by`` or an out-of-range sample.
+        no relevance computed yet, an unknown colormap, ``scale_by`` or an out-of-range sample.
     """
+    result = explorer.live.last_result
+    if result is None:
+        raise ValueError("the Explorer has no relevance to draw yet: fix the error shown")
     if cmap not in CMAPS:
         raise ValueError(f"unknown colormap {cmap!r}; choose one of {sorted(CMAPS)}")
+    relevance = result.relevance
     if not 0 <= sample < relevance.shape[0]:
         raise ValueError(f"sample must be in [0, {relevance.shape[0] - 1}], got {sample}")
     values = relevance_map(relevance, sample)
     s = map_scale(values, scale_by) or 1.0  # s = 0: every value is 0, drawn at the middle
-    images = display_images(inputs)
+    images = display_images(explorer.live.inputs)
     show_input = images.shape[1] > 0
     figure = Figure(figsize=figsize or ((6.4, 3.2) if show_input else (6.4, 2.0)))
     figure.set_layout_engine("constrained")
@@ -87,10 +113,9 @@ def explorer_figure(
         axes[0].set_title(f"input {sample}", fontsize=9)
     palette = ListedColormap(CMAPS[cmap].palette() / 255.0, name=cmap)
     ax = axes[-1]
-    shown = ax.imshow(
-        values, cmap=palette, vmin=-s, vmax=s, aspect="auto" if not show_input else None
-    )
-    ax.set_title(f"relevance{f' for {class_label}' if class_label else ''}", fontsize=9)
+    shown = ax.imshow(values, cmap=palette, vmin=-s, vmax=s, aspect=None if show_input else "auto")
+    explained = explained_class(explorer, sample)
+    ax.set_title(f"relevance for {explained}" if explained else "relevance", fontsize=9)
     for each in axes:
         each.set_xticks([])
         each.set_yticks([])
@@ -98,6 +123,7 @@ def explorer_figure(
     bar.set_ticks([-s, 0.0, s])
     bar.set_ticklabels([f"-{s:.3g}", "0", f"+{s:.3g}"])
     bar.ax.tick_params(labelsize=7)
-    figure.suptitle(title, fontsize=10)
+    composite = explorer.composite or "custom rules"
+    figure.suptitle(f"{explorer.model_name} · {composite}", fontsize=10)
     figure.colorbars = [bar]
     return figure

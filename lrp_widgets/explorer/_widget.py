@@ -17,7 +17,7 @@ Page commands (``{"type": ..., "request": n, ...}``, see :mod:`lrp_widgets._base
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import traitlets
@@ -41,6 +41,9 @@ from lrp_widgets._payload import (
     top_predictions,
 )
 from lrp_widgets.explorer._traits import ExplorerTraits
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Explorer"]
 
@@ -165,14 +168,9 @@ class Explorer(ExplorerTraits):
     # --- export ---
     def summary(self) -> str:
         """One line: the model, the composite, the sample shown and the class it explains."""
-        sample = self.sample
-        classes = (self.heatmap or {}).get("classes") or []
-        explained = f" as {self._class_label(classes[sample])}" if sample < len(classes) else ""
-        composite = self.composite or "custom rules"
-        return (
-            f"LRP Explorer: {self.model_name} ({len(self.layers)} layers), {composite}, "
-            f"sample {sample}{explained}; the live view needs a running kernel"
-        )
+        from lrp_widgets.explorer._figure import explorer_summary
+
+        return explorer_summary(self)
 
     def to_figure(
         self,
@@ -181,7 +179,7 @@ class Explorer(ExplorerTraits):
         cmap: str = "bwr",
         scale_by: str = "percentile",
         figsize: tuple[float, float] | None = None,
-    ):
+    ) -> Figure:
         """The relevance of ``sample`` (default: the one shown) as a matplotlib ``Figure``:
         the input and the channel-summed map with a colour bar ``±s`` (``s``: the 99th
         percentile of ``|map|``, or its maximum with ``scale_by="max"``, as on the page).
@@ -193,27 +191,8 @@ class Explorer(ExplorerTraits):
         """
         from lrp_widgets.explorer._figure import explorer_figure
 
-        relevance = self.live.last_result
-        if relevance is None:
-            raise ValueError("the Explorer has no relevance to draw yet: fix the error shown")
         sample = self.sample if sample is None else int(sample)
-        classes = (self.heatmap or {}).get("classes") or []
-        label = self._class_label(classes[sample]) if 0 <= sample < len(classes) else ""
-        return explorer_figure(
-            self.live.inputs,
-            relevance.relevance,
-            sample,
-            f"{self.model_name} · {self.composite or 'custom rules'}",
-            cmap=cmap,
-            scale_by=scale_by,
-            class_label=label,
-            figsize=figsize,
-        )
-
-    def _class_label(self, index: int) -> str:
-        names = self.class_names
-        named = index < len(names) and names[index] != str(index)
-        return f"class {index} ({names[index]})" if named else f"class {index}"
+        return explorer_figure(self, sample, cmap=cmap, scale_by=scale_by, figsize=figsize)
 
     # --- editing ---
     def select(self, names: str | Iterable[str]) -> None:
