@@ -16,8 +16,8 @@ export const NO_ANSWER_MS = 5000;
 export const VIEW_ONLY_TEXT = "no kernel connected: view only";
 
 /** Disables the form controls matching `selector` (or inside elements matching it) below
- * `root` while view only, including controls added later, and re-enables exactly those it
- * disabled when the kernel is back. */
+ * `root` while view only, including controls added or re-enabled later, and re-enables exactly
+ * those it disabled when the kernel is back. */
 export interface ControlGuard {
   set(viewOnly: boolean): void;
   dispose(): void;
@@ -49,7 +49,8 @@ export function guardKernelControls(root: HTMLElement, selector: string): Contro
       root.dataset.viewOnly = String(next);
       if (next) {
         disableAll();
-        observer.observe(root, { childList: true, subtree: true });
+        // New controls, and controls the widget re-enables itself, are disabled again.
+        observer.observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["disabled"] });
         return;
       }
       observer.disconnect();
