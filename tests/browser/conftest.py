@@ -5,8 +5,8 @@ Fixtures:
   free port, an empty token, isolated Jupyter config/data/runtime dirs, settings overrides so no
   dialog or news toast gets in the way, and a temporary copy of ``notebooks/`` as its root. The
   server runs in its own process group and is stopped by PID at the end, even on failure.
-- :func:`start_marimo`: a ``marimo run`` app server the same way (127.0.0.1, free port, no
-  token, isolated home and config dirs, stopped by PID with :func:`stop_server`).
+- :func:`start_marimo`: a ``marimo run`` (or ``marimo edit``) server the same way (127.0.0.1,
+  free port, no token, isolated home and config dirs, stopped by PID with :func:`stop_server`).
 - ``offline_page``: a page whose context is offline and refuses every request that is not a
   ``file://`` URL (for exported and standalone HTML files).
 - ``browser``: Chromium from ``/usr/bin/chromium`` (never a Playwright download).
@@ -145,10 +145,13 @@ def start_server(app: str, base: Path) -> JupyterServer:
     return server
 
 
-def start_marimo(app: Path, base: Path) -> JupyterServer:
-    """Start ``marimo run app`` (a read-only app: every cell runs at once) under ``base``."""
+def start_marimo(app: Path, base: Path, mode: str = "run") -> JupyterServer:
+    """Start ``marimo run app`` (a read-only app) or ``marimo edit app`` (the editor) under
+    ``base``; in both, every cell runs when the page opens."""
     home = base / "home"
     home.mkdir(parents=True, exist_ok=True)
+    # The editor runs the cells on opening only when told to (marimo's default is not to).
+    (home / ".marimo.toml").write_text("[runtime]\nauto_instantiate = true\n")
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(base / "config")}
     port = free_port()
     command = [
@@ -156,7 +159,7 @@ def start_marimo(app: Path, base: Path) -> JupyterServer:
         "-m",
         "marimo",
         "-y",
-        "run",
+        mode,
         str(app),
         "--headless",
         "--host=127.0.0.1",
@@ -164,7 +167,7 @@ def start_marimo(app: Path, base: Path) -> JupyterServer:
         "--no-token",
         "--no-sandbox",
     ]
-    log_path = base / "marimo.log"
+    log_path = base / f"marimo-{mode}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,

@@ -1,5 +1,5 @@
-"""The widgets in the front ends next to JupyterLab: marimo (``marimo run``, through
-``mo.ui.anywidget``) and Jupyter Notebook 7, driven in headless Chromium.
+"""The widgets in the front ends next to JupyterLab: marimo (``marimo run`` and ``marimo edit``,
+through ``mo.ui.anywidget``) and Jupyter Notebook 7, driven in headless Chromium.
 
 In each: the Explorer renders and a kernel answers its ping (status ``data-connection="kernel"``,
 never "view only"); a rule change re-colours the heatmap through the kernel; a colormap change
@@ -64,11 +64,12 @@ if __name__ == "__main__":
 """
 
 
-def test_explorer_and_compare_in_marimo(page, tmp_path_factory):
-    base = tmp_path_factory.mktemp("marimo")
+@pytest.mark.parametrize("mode", ["run", "edit"])
+def test_explorer_and_compare_in_marimo(page, tmp_path_factory, mode):
+    base = tmp_path_factory.mktemp(f"marimo-{mode}")
     app = base / "lrp_widgets_app.py"
     app.write_text(marimo_app())
-    server = start_marimo(app, base)
+    server = start_marimo(app, base, mode)
     try:
         errors = BrowserErrors(page)
         page.goto(server.url)
