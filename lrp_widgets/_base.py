@@ -3,14 +3,24 @@
 A widget's page sends commands as custom messages ``{"type": ..., "request": n, ...}``. The base
 widget receives them in one method (:meth:`LrpWidget._on_message`) and calls the widget's handler
 registered for that type with the :func:`command` decorator, passing the request number as an
-argument. Every message is answered: whatever the handler does, ``answered`` ends up at least
-``n``, and a malformed message, an unknown type or a failing handler leaves its message in
-``error`` with ``status == "error"``; nothing raises into the comm machinery.
+argument; the base answers ``{"type": "ping"}`` itself with a ``{"type": "pong"}`` message (so
+the page learns that a kernel is there). Every message is answered: whatever the handler does,
+``answered`` ends up at least ``n``, and a malformed message, an unknown type or a failing
+handler leaves its message in ``error`` with ``status == "error"``; nothing raises into the comm
+machinery.
+
+The display data add a static fallback to the widget view (:meth:`LrpWidget.fallback_data`): a
+picture and a one-line summary, for front ends without a kernel; :meth:`LrpWidget.save_html`
+writes a standalone page.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anywidget
@@ -19,11 +29,14 @@ import traitlets
 from lrp_widgets._static import bundle_text
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from torch import nn
 
     from lrp_core.live import LiveExplanation
 
 __all__ = [
+    "FALLBACK_DPI",
+    "FALLBACK_MAX_PIXELS",
     "MAX_REQUEST",
     "STATUSES",
     "LrpWidget",
@@ -34,8 +47,15 @@ __all__ = [
 ]
 
 STATUSES = ("ready", "computing", "error")
+#: resolution of the static picture in a widget's display data (see ``LrpWidget.fallback_data``)
+FALLBACK_DPI = 72
+#: the picture's longer side at most, in pixels (a big grid is drawn at a lower resolution)
+FALLBACK_MAX_PIXELS = 800
+
 #: largest request number: the page counts requests with JavaScript numbers, exact up to 2**53 - 1
 MAX_REQUEST = 2**53 - 1
+
+_log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, dict, int], None]
 T = TypeVar("T")
@@ -129,7 +149,7 @@ class LrpWidget(anywidget.AnyWidget):
     """Highest page request number handled, done or failed: the page sends its next request
     after this one (``int``, default 0)."""
 
-    _handlers: ClassVar[dict[str, str]] = {}
+    _handlers: ClassVar[dict[str, str]] = {"ping": "_ping_command"}
     _live: LiveExplanation | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -185,6 +205,57 @@ class LrpWidget(anywidget.AnyWidget):
         """The model being explained (the same object that was passed in)."""
         return self.live.model
 
+    # --- static fallback ---
+    def summary(self) -> str:
+        """One line describing what the widget shows (its display data's ``text/plain``)."""
+        raise NotImplementedError
+
+    def to_figure(self, **kwargs: Any) -> Figure:
+        """What the widget shows, as a matplotlib ``Figure`` (its display data's picture)."""
+        raise NotImplementedError
+
+    def fallback_data(self) -> dict[str, str]:
+        """The static part of the display data: ``text/plain`` (:meth:`summary`) and
+        ``image/png`` (:meth:`to_figure`, base64), for front ends without a kernel or a widget
+        manager (an exported HTML page, GitHub, nbviewer, PDF). A figure that cannot be drawn is
+        left out (logged), never raised: the live view must still display."""
+        data = {"text/plain": self.summary()}
+        try:
+            figure = self.to_figure()
+            dpi = min(FALLBACK_DPI, FALLBACK_MAX_PIXELS / max(figure.get_size_inches()))
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=dpi)
+        except Exception:  # the picture is a courtesy; the widget view must still display
+            _log.warning("no static picture for %s", type(self).__name__, exc_info=True)
+            return data
+        data["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return data
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write the widget as one self-contained HTML file (front end and data inline, no
+        network): it shows the current relevance with the controls that need no kernel
+        (colormap, opacity, colour scale, sample) working, for sharing with someone who has no
+        Python. Returns the path.
+
+        Raises
+        ------
+        FileNotFoundError
+            The folder of ``path`` does not exist.
+        """
+        from lrp_widgets._standalone import write_standalone_html
+
+        title = self.summary().split(";")[0]
+        return write_standalone_html(path, self.get_state(), self._esm, self._css, title)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        """The widget view, plus :meth:`fallback_data` for front ends that cannot show it
+        (widget managers prefer the view; the others take the picture or the text)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        return {**data, **self.fallback_data()}, metadata
+
     def close(self) -> None:
         """Close the widget and its live explanation (hooks removed, canonizers undone, the
         model as before)."""
@@ -227,6 +298,11 @@ class LrpWidget(anywidget.AnyWidget):
             self._show_error(error)
         finally:
             self._answer(request)
+
+    def _ping_command(self, content: dict, request: int) -> None:
+        """Answer the page's ping (sent when it renders): any message tells it a kernel is
+        there (see ``js/src/shared/connection.ts``)."""
+        self.send({"type": "pong"})
 
     def _dispatch(self, content: dict, request: int) -> None:
         kind = content.get("type")

@@ -263,6 +263,14 @@ class Compare(CompareTraits):
         self._runner.cancel()
 
     # --- export ---
+    def summary(self) -> str:
+        """One line: the model, the number of rows and the columns."""
+        rows, names = len(self.classes), ", ".join(self.column_names)
+        return (
+            f"LRP Compare: {type(self.model).__name__}, {rows} row{'s' if rows != 1 else ''} "
+            f"× columns {names}; the live view needs a running kernel"
+        )
+
     def to_figure(self, **kwargs: Any):
         """The grid as a matplotlib ``Figure``: keywords ``normalization``, ``scale_by``,
         ``cmap``, ``reference``, ``show`` (default: the traits), ``show_inputs``, ``figsize``.

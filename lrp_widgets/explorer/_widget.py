@@ -17,7 +17,7 @@ Page commands (``{"type": ..., "request": n, ...}``, see :mod:`lrp_widgets._base
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import traitlets
@@ -49,6 +49,9 @@ from lrp_widgets._payload import (
     top_predictions,
 )
 from lrp_widgets.explorer._traits import ExplorerTraits
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Explorer"]
 
@@ -182,6 +185,35 @@ class Explorer(ExplorerTraits):
     def to_code(self) -> str:
         """Python source that builds the current assignment as a composite with ``lrp_core``."""
         return self.live.to_code()
+
+    # --- export ---
+    def summary(self) -> str:
+        """One line: the model, the composite, the sample shown and the class it explains."""
+        from lrp_widgets.explorer._figure import explorer_summary
+
+        return explorer_summary(self)
+
+    def to_figure(
+        self,
+        sample: int | None = None,
+        *,
+        cmap: str = "bwr",
+        scale_by: str = "percentile",
+        figsize: tuple[float, float] | None = None,
+    ) -> Figure:
+        """The relevance of ``sample`` (default: the one shown) as a matplotlib ``Figure``:
+        the input and the channel-summed map with a colour bar ``±s`` (``s``: the 99th
+        percentile of ``|map|``, or its maximum with ``scale_by="max"``, as on the page).
+
+        Raises
+        ------
+        ValueError
+            no relevance computed yet, an unknown colormap or ``scale_by``, a bad sample.
+        """
+        from lrp_widgets.explorer._figure import explorer_figure
+
+        sample = self.sample if sample is None else int(sample)
+        return explorer_figure(self, sample, cmap=cmap, scale_by=scale_by, figsize=figsize)
 
     # --- editing ---
     def select(self, names: str | Iterable[str]) -> None:

@@ -5,6 +5,10 @@ Fixtures:
   free port, an empty token, isolated Jupyter config/data/runtime dirs, settings overrides so no
   dialog or news toast gets in the way, and a temporary copy of ``notebooks/`` as its root. The
   server runs in its own process group and is stopped by PID at the end, even on failure.
+- :func:`start_marimo`: a ``marimo run`` (or ``marimo edit``) server the same way (127.0.0.1,
+  free port, no token, isolated home and config dirs, stopped by PID with :func:`stop_server`).
+- ``offline_page``: a page whose context is offline and refuses every request that is not a
+  ``file://`` URL (for exported and standalone HTML files).
 - ``browser``: Chromium from ``/usr/bin/chromium`` (never a Playwright download).
 - ``page``: a fresh browser page; on a failed test, screenshots and the browser console log
   land in ``test-artifacts/``.
@@ -141,7 +145,48 @@ def start_server(app: str, base: Path) -> JupyterServer:
     return server
 
 
-def wait_until_up(server: JupyterServer) -> None:
+def start_marimo(app: Path, base: Path, mode: str = "run") -> JupyterServer:
+    """Start ``marimo run app`` (a read-only app) or ``marimo edit app`` (the editor) under
+    ``base``; in both, every cell runs when the page opens."""
+    home = base / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    # The editor runs the cells on opening only when told to (marimo's default is not to).
+    (home / ".marimo.toml").write_text("[runtime]\nauto_instantiate = true\n")
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(base / "config")}
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "marimo",
+        "-y",
+        mode,
+        str(app),
+        "--headless",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--no-token",
+        "--no-sandbox",
+    ]
+    log_path = base / f"marimo-{mode}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=app.parent,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stop_server kills it and its children
+        )
+    server = JupyterServer(f"http://127.0.0.1:{port}", app.parent, process, log_path)
+    try:
+        wait_until_up(server, "/health")
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def wait_until_up(server: JupyterServer, status_path: str = "/api/status") -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -150,7 +195,7 @@ def wait_until_up(server: JupyterServer) -> None:
                 f"{server.log_tail()}"
             )
         try:
-            with urllib.request.urlopen(f"{server.url}/api/status", timeout=2) as response:
+            with urllib.request.urlopen(f"{server.url}{status_path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -249,6 +294,32 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
                 name = f"{request.node.name}-failure{i or ''}.png"
                 failed_page.screenshot(path=str(ARTIFACTS / name), full_page=True)
             (ARTIFACTS / f"{request.node.name}-console.txt").write_text("\n".join(console))
+        context.close()
+
+
+@pytest.fixture
+def offline_page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A page (1400×1000) with the network off: the context is offline and every request that
+    is not a ``file://`` URL is aborted (and listed in ``page.refused``). On failure a
+    screenshot goes to ``test-artifacts/<test>-failure.png``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+    context.set_default_timeout(30_000)
+    refused: list[str] = []
+
+    def refuse(route) -> None:
+        refused.append(route.request.url)
+        route.abort()
+
+    context.route(re.compile(r"^(?!file:).*"), refuse)
+    page = context.new_page()
+    page.refused = refused
+    try:
+        yield page
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"))
         context.close()
 
 

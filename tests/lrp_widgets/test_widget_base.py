@@ -120,9 +120,10 @@ def test_answered_never_goes_back(widget):
 
 
 def test_each_widget_lists_its_commands():
-    assert set(Explorer._handlers) == {"assign", "reset", "composite"}
+    # "ping" is the base's: the page asks whether a kernel is there (see test_static_fallback)
+    assert set(Explorer._handlers) == {"ping", "assign", "reset", "composite"}
     assert set(Compare._handlers) == {
-        "add_column", "remove_column", "move_column", "set_params", "set_layer_params",
+        "ping", "add_column", "remove_column", "move_column", "set_params", "set_layer_params",
         "compute_scores", "cancel",
     }  # fmt: skip
 

@@ -26,12 +26,16 @@
  * `cancel`, `progress`, `colorbar` (canvases), `download` (per cell), `row` (per input, in the
  * displayed order). The root exposes `data-requests` (commands sent; display settings are not
  * counted), `data-busy`, `data-compute-count`, `data-answered` and, while the pointer is over a
- * cell, `data-hover="x,y"` (heatmap pixel, the same crosshair drawn in every cell).
+ * cell, `data-hover="x,y"` (heatmap pixel, the same crosshair drawn in every cell). Without a
+ * kernel (`../shared/connection.ts`) the root has `data-view-only="true"`, the status text starts
+ * with `no kernel connected: view only` (`data-connection="none"`) and the column edits, adding
+ * columns and the scores are disabled; the display settings keep working.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "../shared/theme.css";
 import "./compare.css";
 import { bytesOf, float32Of } from "../shared/arrays";
+import { guardKernelControls } from "../shared/connection";
 import { Kernel } from "../shared/kernel";
 import { createStatus, plural } from "../shared/status";
 import type { CellScore } from "./cell";
@@ -45,6 +49,19 @@ import type { ColumnHeatmap, CompareCommand, CompareTraits } from "./types";
 
 /** Scores computed on request only (the others come with every heatmap). */
 const LONG_SCORES = ["faithfulness", "class_sensitivity"];
+
+/** Controls that ask the kernel to compute: off while no kernel answers (view only). */
+const KERNEL_CONTROLS = [
+  "add-column",
+  "add-column-button",
+  "paste-config",
+  "add-config-button",
+  "compute-scores",
+  "cancel",
+  "column",
+]
+  .map((role) => `[data-role='${role}']`)
+  .join(", ");
 
 /** Traits the Compare page writes (display state only: none asks the kernel to compute). */
 type CompareOwned = "normalization" | "scale_by" | "reference" | "cmap" | "show" | "sort";
@@ -335,6 +352,14 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
 
   layout();
   showStatus();
+  const guard = guardKernelControls(root, KERNEL_CONTROLS);
+  const showConnection = (viewOnly: boolean): void => {
+    status.setViewOnly(viewOnly);
+    guard.set(viewOnly);
+    if (!viewOnly) updateToolbar(); // the toolbar's own enabled states
+  };
+  kernel.onConnection(showConnection);
+  showConnection(kernel.viewOnly);
   kernel.onChange(["columns", "images"], layout);
   kernel.onChange(["classes", "class_names", "predictions"], showRows);
   kernel.onChange(["heatmaps", "normalization", "scale_by", "reference", "cmap", "show"], () => {
@@ -354,6 +379,7 @@ function render({ model, el }: RenderProps<CompareTraits>): () => void {
 
   return () => {
     kernel.dispose();
+    guard.dispose();
     root.remove();
   };
 }

@@ -8,11 +8,15 @@
  * `data-role` = `rule-select`, `heatmap`, `status` (text contains `ready` / `error`),
  * `cmap-select`; parameter controls `data-param`. The root also exposes `data-requests`
  * (messages sent to the kernel), `data-compute-count` (relevance computations in the kernel) and
- * `data-latency-ms` (last edit → heatmap drawn), for tests and benchmarks.
+ * `data-latency-ms` (last edit → heatmap drawn), for tests and benchmarks. Without a kernel
+ * (`../shared/connection.ts`) the root has `data-view-only="true"`, the status text starts with
+ * `no kernel connected: view only` (`data-connection="none"`) and the rule panel and target
+ * picker are disabled; colormap, opacity, scale and sample keep working.
  */
 import type { AnyWidget, RenderProps } from "@anywidget/types";
 import "../shared/theme.css";
 import "./explorer.css";
+import { guardKernelControls } from "../shared/connection";
 import { Kernel } from "../shared/kernel";
 import { createStatus, plural } from "../shared/status";
 import { createHeader } from "./header";
@@ -22,6 +26,9 @@ import { createInputs } from "./inputs";
 import { createRulePanel } from "./rules";
 import { createLayerTree } from "./tree";
 import type { Command, ExplorerTraits, LayerMapMessage } from "./types";
+
+/** Controls that ask the kernel to compute: off while no kernel answers (view only). */
+const KERNEL_CONTROLS = ".lrp-rules, [data-role='target-select']";
 
 /** Traits the Explorer page writes. */
 type ExplorerOwned = "selected" | "target" | "sample" | "focus_layer";
@@ -119,6 +126,12 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   body.append(left, right);
   root.append(body, status.el);
   el.append(root);
+  const guard = guardKernelControls(root, KERNEL_CONTROLS);
+  const showConnection = (viewOnly: boolean): void => {
+    status.setViewOnly(viewOnly);
+    guard.set(viewOnly);
+  };
+  kernel.onConnection(showConnection);
 
   function refresh(): void {
     const state = kernel.get("status");
@@ -173,6 +186,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   drawHeatmap();
   refresh();
   countMessages();
+  showConnection(kernel.viewOnly);
 
   kernel.onChange(["selected"], () => {
     tree.setSelected(kernel.get("selected"));
@@ -188,6 +202,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
 
   return () => {
     kernel.dispose();
+    guard.dispose();
     root.remove();
   };
 }

@@ -8,8 +8,18 @@
  * only the newest pending command of each coalescing key is kept (one key unless the caller
  * gives others), so a stream of slider moves never queues up work. A heatmap is drawn only when
  * it answers the newest request sent (older ones are dropped).
+ *
+ * It also tells whether a kernel answers at all (see `./connection.ts`): a ping at start, a
+ * clock on every command, stopped by anything the kernel sends (`answered`, `status`, a custom
+ * message); `viewOnly` and `onConnection` report it.
  */
 import type { AnyModel } from "@anywidget/types";
+import { NO_ANSWER_MS } from "./connection";
+
+/** A model that knows it has no kernel (the standalone page of `save_html` sets this). */
+interface MaybeStandalone {
+  readonly lrpStandalone?: boolean;
+}
 
 /** What every widget using a `Kernel` syncs: the last request the kernel handled. */
 // biome-ignore lint/suspicious/noExplicitAny: anywidget's own model constraint (ObjectHash); the traits are interfaces, which have no index signature and so do not fit Record<string, unknown>.
@@ -26,10 +36,59 @@ export class Kernel<T extends KernelTraits, C extends object, Owned extends keyo
   #inFlightKey = "";
   /** Number of messages sent to the kernel (commands and trait changes). */
   messages = 0;
+  #viewOnly = false;
+  readonly #standalone: boolean;
+  #clock: ReturnType<typeof setTimeout> | null = null;
+  readonly #connectionListeners: Array<(viewOnly: boolean) => void> = [];
 
   constructor(model: AnyModel<T>) {
     this.#model = model;
     this.onChange(["answered"], () => this.#flush());
+    // Only the kernel changes these, so a change is a sign of life (the page's own `set`s also
+    // fire change events, which is why no general "change" listener is used).
+    this.onChange(["answered", "status", "error"], () => this.#heard());
+    const onCustom = (): void => this.#heard();
+    model.on("msg:custom", onCustom);
+    this.#disposers.push(() => model.off("msg:custom", onCustom));
+    this.#standalone = (model as unknown as MaybeStandalone).lrpStandalone === true;
+    if (this.#standalone) {
+      this.#setViewOnly(true);
+    } else {
+      // The kernel answers a ping with a custom message; the clock runs until it does.
+      model.send({ type: "ping" });
+      this.#startClock();
+    }
+  }
+
+  /** True while no kernel answers (see the module doc): kernel controls are off. */
+  get viewOnly(): boolean {
+    return this.#viewOnly;
+  }
+
+  /** Calls `callback(viewOnly)` whenever the page loses or finds its kernel. */
+  onConnection(callback: (viewOnly: boolean) => void): void {
+    this.#connectionListeners.push(callback);
+  }
+
+  #startClock(): void {
+    if (this.#clock !== null || this.#standalone) return;
+    this.#clock = setTimeout(() => {
+      this.#clock = null;
+      this.#setViewOnly(true);
+    }, NO_ANSWER_MS);
+  }
+
+  #heard(): void {
+    if (this.#standalone) return;
+    if (this.#clock !== null) clearTimeout(this.#clock);
+    this.#clock = null;
+    this.#setViewOnly(false);
+  }
+
+  #setViewOnly(viewOnly: boolean): void {
+    if (viewOnly === this.#viewOnly) return;
+    this.#viewOnly = viewOnly;
+    for (const listener of this.#connectionListeners) listener(viewOnly);
   }
 
   /** Current value of a synced trait. */
@@ -101,6 +160,7 @@ export class Kernel<T extends KernelTraits, C extends object, Owned extends keyo
     this.#inFlight = request;
     this.#model.send({ ...command, request });
     this.messages += 1;
+    this.#startClock();
   }
 
   /** Whether a heatmap answering `request` (0: computed on the kernel's own initiative) is
@@ -113,5 +173,7 @@ export class Kernel<T extends KernelTraits, C extends object, Owned extends keyo
   /** Removes every listener added through this link. */
   dispose(): void {
     for (const dispose of this.#disposers.splice(0)) dispose();
+    if (this.#clock !== null) clearTimeout(this.#clock);
+    this.#clock = null;
   }
 }
