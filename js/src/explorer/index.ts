@@ -188,7 +188,6 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   kernel.onChange(["sample", "target", "predictions", "health", "images"], refreshInputs);
 
   return () => {
-    tree.dispose();
     kernel.dispose();
     root.remove();
   };

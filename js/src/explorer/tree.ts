@@ -24,8 +24,9 @@ export const ROW_HEIGHT = 22;
 const OVERSCAN = 12;
 /** Up to this many visible rows, all are in the DOM (small models behave as a plain list). */
 const RENDER_ALL = 200;
-/** Viewport height assumed before the tree is laid out (the CSS max-height). */
-const DEFAULT_VIEWPORT = 420;
+/** Height of the tree at most (it scrolls beyond); the tree sets its own height up to this, so
+ * its layout never depends on the page and the page's never on its rows (CSS `contain`). */
+const MAX_HEIGHT = 420;
 
 export interface LayerTreeOptions {
   /** Called with the new selection whenever the user changes it. */
@@ -46,8 +47,6 @@ export interface LayerTree {
   setRules(rules: Readonly<Record<string, RuleState>>): void;
   /** Shows only rows whose name, type or operation contains `text` (and their ancestors). */
   filter(text: string): void;
-  /** Stops watching the tree's size. */
-  dispose(): void;
 }
 
 export function createLayerTree(layers: readonly LayerInfo[], options: LayerTreeOptions): LayerTree {
@@ -80,18 +79,23 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
   const rows = new Map<TreeNode, HTMLDivElement>();
   const nodeOfRow = new WeakMap<Element, TreeNode>();
 
+  let viewport = 0;
+
   /** Recomputes the visible rows (after expand, collapse or filter) and renders the window. */
   function relayout(): void {
+    const scrollTop = el.scrollTop; // read before any write: no forced layout
     visible = visibleNodes(model, shown);
     position = new Map(visible.map((node, i) => [node, i]));
-    canvas.style.height = `${visible.length * ROW_HEIGHT}px`;
-    render();
+    const total = visible.length * ROW_HEIGHT;
+    viewport = Math.max(ROW_HEIGHT, Math.min(MAX_HEIGHT, total));
+    el.style.height = `${viewport}px`;
+    canvas.style.height = `${total}px`;
+    render(Math.max(0, Math.min(scrollTop, total - viewport)));
   }
 
-  /** Puts the rows of the current window into the DOM, in order; removes the others. */
-  function render(): void {
-    const viewport = el.clientHeight || DEFAULT_VIEWPORT;
-    const [start, end] = rowWindow(visible.length, el.scrollTop, viewport, ROW_HEIGHT, OVERSCAN, RENDER_ALL);
+  /** Puts the rows of the window at `scrollTop` into the DOM, in order; removes the others. */
+  function render(scrollTop: number): void {
+    const [start, end] = rowWindow(visible.length, scrollTop, viewport, ROW_HEIGHT, OVERSCAN, RENDER_ALL);
     const wanted = new Set(visible.slice(start, end));
     for (const node of attached) if (!wanted.has(node)) rows.get(node)?.remove();
     // Rows still attached are in order; each new one goes right after the previous wanted row.
@@ -171,11 +175,12 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     const previous = focused ? rows.get(focused) : undefined;
     if (previous) previous.tabIndex = -1;
     focused = node;
-    const viewport = el.clientHeight || DEFAULT_VIEWPORT;
     const top = index * ROW_HEIGHT;
-    if (top < el.scrollTop) el.scrollTop = top;
-    else if (top + ROW_HEIGHT > el.scrollTop + viewport) el.scrollTop = top + ROW_HEIGHT - viewport;
-    render();
+    let scrollTop = el.scrollTop;
+    if (top < scrollTop) scrollTop = top;
+    else if (top + ROW_HEIGHT > scrollTop + viewport) scrollTop = top + ROW_HEIGHT - viewport;
+    if (scrollTop !== el.scrollTop) el.scrollTop = scrollTop;
+    render(scrollTop);
     const row = rows.get(node);
     if (row) {
       row.tabIndex = 0;
@@ -188,9 +193,7 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     return row ? nodeOfRow.get(row) : undefined;
   }
 
-  el.addEventListener("scroll", render, { passive: true });
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => render());
-  resize?.observe(el);
+  el.addEventListener("scroll", () => render(el.scrollTop), { passive: true });
 
   el.addEventListener("click", (event) => {
     const node = nodeFromEvent(event);
@@ -285,9 +288,6 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
       }
       relayout();
     },
-    dispose() {
-      resize?.disconnect();
-    },
   };
 }
 
@@ -348,7 +348,7 @@ function nameCell(prefix: string, rest: string): HTMLSpanElement {
   const name = document.createElement("span");
   name.className = "lrp-name";
   if (prefix !== "") name.append(text("lrp-name-prefix", prefix));
-  name.append(rest);
+  name.append(text("lrp-name-last", rest));
   return name;
 }
 
