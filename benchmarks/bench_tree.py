@@ -1,10 +1,14 @@
 """Frame times of the Explorer's layer tree with 2,000+ rows: JupyterLab in headless Chromium.
 
-Run: ``.venv/bin/python benchmarks/bench_tree.py [--repeats N]``
+Run: ``.venv/bin/python benchmarks/bench_tree.py [--page lab|tree] [--repeats N]``
 
-It starts an isolated JupyterLab server (the browser tests' harness, ``tests/browser``), shows an
-Explorer of the synthetic repetitive model of the tree's browser test (``_repetitive_model``: 40
-blocks of 8 units of 6 layers, 2,323 module rows and 41 group rows) and measures in the page,
+The model is the synthetic repetitive model of the tree's browser test (``_repetitive_model``:
+40 blocks of 8 units of 6 layers, 2,323 module rows and 41 group rows). ``--page lab`` (the
+default) starts an isolated JupyterLab server (the browser tests' harness, ``tests/browser``)
+and shows the model's Explorer in a notebook; ``--page tree`` shows only the tree, with the
+Explorer's header, filter box and styles, on a blank page (its rows are
+``layer_rows(describe_model(model))``, what the Explorer sends, built without a forward pass),
+so the tree's own cost is measured without JupyterLab around it. In the page it measures,
 with a ``requestAnimationFrame`` loop that records the time between consecutive frames
 (``performance.now()`` at the start of each callback, so a frame's time includes the scripts,
 style, layout and paint of that frame):
@@ -32,6 +36,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -171,6 +176,61 @@ def summary(name: str, result: dict) -> str:
     )
 
 
+# The tree on a page of its own: the Explorer's header, filter box and tree, as index.ts wires them.
+TREE_ENTRY = """\
+import "{src}/shared/theme.css";
+import "{src}/explorer/explorer.css";
+import {{ createHeader }} from "{src}/explorer/header";
+import {{ createLayerTree }} from "{src}/explorer/tree";
+
+export function show(layers) {{
+  const root = document.createElement("div");
+  root.className = "lrp-explorer";
+  const left = document.createElement("div");
+  left.className = "lrp-left";
+  const search = document.createElement("input");
+  search.className = "lrp-search";
+  search.dataset.role = "filter";
+  const tree = createLayerTree(layers, {{ onSelect: () => {{}} }});
+  search.addEventListener("input", () => tree.filter(search.value));
+  const header = createHeader({{
+    modelName: "Repetitive", totalParams: 0, onExpandAll: (e) => tree.setAllExpanded(e),
+  }});
+  left.append(header, search, tree.el);
+  root.append(left);
+  document.body.append(root);
+}}
+"""
+
+
+def tree_page(folder: Path) -> Path:
+    """An HTML page that shows the repetitive model's layer tree alone (bundled with esbuild)."""
+    import torch  # noqa: F401  (the model's source imports it)
+
+    from lrp_core.live import describe_model
+    from lrp_widgets._payload import layer_rows
+
+    namespace: dict = {}
+    exec(MODEL_SOURCE, namespace)  # noqa: S102  (the repository's own model source)
+    layers = layer_rows(describe_model(namespace["build_repetitive_model"]()))
+    entry = folder / "entry.js"
+    entry.write_text(TREE_ENTRY.format(src=REPO / "js" / "src"))
+    esbuild = REPO / "js" / "node_modules" / ".bin" / "esbuild"
+    subprocess.run(
+        [str(esbuild), str(entry), "--bundle", "--format=iife", "--global-name=LrpTree",
+         f"--outdir={folder / 'out'}", "--log-level=warning"],
+        check=True,
+    )  # fmt: skip
+    page = folder / "tree.html"
+    page.write_text(
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<link rel="stylesheet" href="out/entry.css"></head><body>'
+        '<script src="out/entry.js"></script>'
+        f"<script>LrpTree.show({json.dumps(layers)});</script></body></html>"
+    )
+    return page
+
+
 def write_notebook(root: Path) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(MODEL_SOURCE), nbformat.v4.new_code_cell(SETUP)]
@@ -181,25 +241,30 @@ def write_notebook(root: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="rounds of expand/filter actions")
+    parser.add_argument("--page", choices=["lab", "tree"], default="lab", help="where the tree is")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server("lab", Path(tmp))
+        server = start_server("lab", Path(tmp)) if args.page == "lab" else None
         try:
-            write_notebook(server.root)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(120_000)
-                page.goto(f"{server.url}/lab/tree/{NOTEBOOK}")
-                ui = JupyterUI(page)
-                ui.wait_for_notebook()
-                ui.run_all_cells()
-                explorer = page.locator(".lrp-explorer")
-                wait_settled(page, explorer, timeout_ms=120_000)
+                if server is None:
+                    page.goto(tree_page(Path(tmp)).as_uri())
+                    explorer = page.locator(".lrp-explorer")
+                else:
+                    write_notebook(server.root)
+                    page.goto(f"{server.url}/lab/tree/{NOTEBOOK}")
+                    ui = JupyterUI(page)
+                    ui.wait_for_notebook()
+                    ui.run_all_cells()
+                    explorer = page.locator(".lrp-explorer")
+                    wait_settled(page, explorer, timeout_ms=120_000)
                 root = explorer.element_handle()
                 explorer.locator("[data-role='expand-all']").click()
                 height = explorer.locator(".lrp-tree").evaluate("(el) => el.scrollHeight")
@@ -215,11 +280,13 @@ def main() -> None:
                     results[name]["tasks"] = main_thread_tasks(browser.stop_tracing())
                 browser.close()
         finally:
-            stop_server(server)
+            if server is not None:
+                stop_server(server)
 
     rows = MODULE_ROWS + GROUP_ROWS
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"Layer tree in JupyterLab (headless Chromium): {rows} rows fully expanded")
+    where = "in JupyterLab" if args.page == "lab" else "alone on a page"
+    print(f"Layer tree {where} (headless Chromium): {rows} rows fully expanded")
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
     for name, result in results.items():
         print(summary(name, result))

@@ -77,6 +77,8 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
   let anchor: TreeNode | null = null;
   let focused: TreeNode | null = model.roots[0] ?? null;
   const rows = new Map<TreeNode, HTMLDivElement>();
+  /** The index each attached row is placed at (a row only moves when its index changes). */
+  const placed = new Map<TreeNode, number>();
   const nodeOfRow = new WeakMap<Element, TreeNode>();
 
   let viewport = 0;
@@ -97,9 +99,16 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
   function render(scrollTop: number): void {
     const [start, end] = rowWindow(visible.length, scrollTop, viewport, ROW_HEIGHT, OVERSCAN, RENDER_ALL);
     const wanted = new Set(visible.slice(start, end));
-    for (const node of attached) if (!wanted.has(node)) rows.get(node)?.remove();
-    // Rows still attached are in order; each new one goes right after the previous wanted row.
+    for (const node of attached) {
+      if (wanted.has(node)) continue;
+      rows.get(node)?.remove();
+      placed.delete(node);
+    }
+    // Rows still attached are in order; each new one goes right after the previous wanted row,
+    // so the DOM order is the tree order. Rows are positioned absolutely: one that stays at its
+    // index is not laid out again.
     let previous: HTMLDivElement | null = null;
+    let index = start;
     for (const node of wanted) {
       let row = rows.get(node);
       if (!row) {
@@ -112,10 +121,14 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
         else canvas.prepend(row);
         paint(node, row);
       }
+      if (placed.get(node) !== index) {
+        row.style.transform = `translateY(${index * ROW_HEIGHT}px)`;
+        placed.set(node, index);
+      }
       previous = row;
+      index += 1;
     }
     attached = wanted;
-    canvas.style.paddingTop = `${start * ROW_HEIGHT}px`;
   }
 
   function paint(node: TreeNode, row: HTMLDivElement): void {
@@ -194,6 +207,13 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
   }
 
   el.addEventListener("scroll", () => render(el.scrollTop), { passive: true });
+
+  // Tooltips are written when the pointer first reaches a row, not for every row rendered.
+  el.addEventListener("pointerover", (event) => {
+    const node = nodeFromEvent(event);
+    const row = node ? rows.get(node) : undefined;
+    if (node && row && !row.title) row.title = tooltip(node);
+  });
 
   el.addEventListener("click", (event) => {
     const node = nodeFromEvent(event);
@@ -309,7 +329,6 @@ function createRow(node: TreeNode): HTMLDivElement {
     const cut = first.lastIndexOf(".") + 1;
     row.classList.add("lrp-group-row");
     row.dataset.group = name;
-    row.title = `${members.length} repeated ${type} blocks, ${first} … ${last}: click to select them all`;
     const label = text("lrp-type", `${type} ×${members.length}`);
     row.append(toggle, nameCell(first.slice(0, cut), `${first.slice(cut)}–${last.slice(cut)}`), label);
     row.append(text("lrp-params", params > 0 ? formatCount(params) : "–"), badge());
@@ -323,18 +342,26 @@ function createRow(node: TreeNode): HTMLDivElement {
   if (info.op !== "") {
     row.dataset.op = info.op;
     row.classList.add("lrp-op-row");
-    row.title = `${info.name}: captured operation ${info.op}`;
     cut = info.name.lastIndexOf(":") + 1;
     type = document.createElement("span");
     type.className = "lrp-type";
     type.append(text("lrp-op", info.op));
-  } else {
-    row.title = `${info.name} (${info.type}), ${formatExact(info.params)} parameters`;
   }
   const shape = text("lrp-shape", info.output_shape ? info.output_shape.slice(1).join("×") : "");
   const params = text("lrp-params", info.params > 0 ? formatCount(info.params) : "–");
   row.append(toggle, nameCell(info.name.slice(0, cut), info.name.slice(cut)), type, shape, params, badge());
   return row;
+}
+
+function tooltip(node: TreeNode): string {
+  if (node.group) {
+    const { type, members } = node.group;
+    const span = `${members[0] ?? ""} … ${members[members.length - 1] ?? ""}`;
+    return `${members.length} repeated ${type} blocks, ${span}: click to select them all`;
+  }
+  const info = node.info as LayerInfo;
+  if (info.op !== "") return `${info.name}: captured operation ${info.op}`;
+  return `${info.name} (${info.type}), ${formatExact(info.params)} parameters`;
 }
 
 function text(className: string, content: string): HTMLSpanElement {
