@@ -21,7 +21,7 @@ import type { LayerInfo, RuleState } from "./types";
 /** Height of every row in pixels (the window maths relies on it; CSS reads it too). */
 export const ROW_HEIGHT = 22;
 /** Rows rendered above and below the viewport. */
-const OVERSCAN = 12;
+const OVERSCAN = 6;
 /** Up to this many visible rows, all are in the DOM (small models behave as a plain list). */
 const RENDER_ALL = 200;
 /** Height of the tree at most (it scrolls beyond); the tree sets its own height up to this, so
@@ -81,6 +81,9 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
   const placed = new Map<TreeNode, number>();
   const nodeOfRow = new WeakMap<Element, TreeNode>();
 
+  // A tree that can outgrow MAX_HEIGHT keeps that height, so that expanding or collapsing never
+  // resizes the widget (and relays out the notebook around it); a small one fits its rows.
+  const fixedHeight = model.nodes.length * ROW_HEIGHT > MAX_HEIGHT ? MAX_HEIGHT : 0;
   let viewport = 0;
 
   /** Recomputes the visible rows (after expand, collapse or filter) and renders the window. */
@@ -89,7 +92,7 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
     visible = visibleNodes(model, shown);
     position = new Map(visible.map((node, i) => [node, i]));
     const total = visible.length * ROW_HEIGHT;
-    viewport = Math.max(ROW_HEIGHT, Math.min(MAX_HEIGHT, total));
+    viewport = fixedHeight || Math.max(ROW_HEIGHT, Math.min(MAX_HEIGHT, total));
     el.style.height = `${viewport}px`;
     canvas.style.height = `${total}px`;
     render(Math.max(0, Math.min(scrollTop, total - viewport)));
