@@ -4,7 +4,7 @@
  * DOM (fixed row height, a window of rows with some overscan; every row while there are at most
  * `RENDER_ALL` visible), so models with thousands of rows stay responsive: scrolling, expanding
  * and collapsing touch a few dozen rows, never the whole tree. The data (groups, expanded state,
- * filter, the visible list) lives in `tree_model.ts`.
+ * filter, the visible list) lives in `tree_model.ts`, the row elements in `tree_rows.ts`.
  *
  * Testing contract: every module row carries `data-layer="<qualified module name>"`; selected
  * rows carry `aria-selected="true"`. A group row carries `data-group="<group name>"` (no
@@ -14,8 +14,8 @@
  * selects the range of visible rows from the last clicked one; the toggle (`data-role="toggle"`)
  * expands or collapses. Keyboard: arrows move, Left/Right collapse/expand, Enter/Space select.
  */
-import { formatCount, formatExact } from "../shared/format";
 import { buildTree, filterNodes, namesOf, rowWindow, type TreeNode, visibleNodes } from "./tree_model";
+import { createRow, paintRule, tooltip } from "./tree_rows";
 import type { LayerInfo, RuleState } from "./types";
 
 /** Height of every row in pixels (the window maths relies on it; CSS reads it too). */
@@ -312,94 +312,4 @@ export function createLayerTree(layers: readonly LayerInfo[], options: LayerTree
       relayout();
     },
   };
-}
-
-/** A new row element for `node` (its state is painted when it is attached). */
-function createRow(node: TreeNode): HTMLDivElement {
-  const row = document.createElement("div");
-  row.className = "lrp-row";
-  row.setAttribute("role", "treeitem");
-  row.setAttribute("aria-level", String(node.depth + 1));
-  row.style.setProperty("--lrp-depth", String(node.depth));
-  const toggle = document.createElement("span");
-  toggle.className = "lrp-toggle";
-  toggle.dataset.role = "toggle";
-  toggle.setAttribute("aria-hidden", "true");
-  if (node.group) {
-    const { name, type, members, params } = node.group;
-    const first = members[0] ?? "";
-    const last = members[members.length - 1] ?? "";
-    const cut = first.lastIndexOf(".") + 1;
-    row.classList.add("lrp-group-row");
-    row.dataset.group = name;
-    const label = text("lrp-type", `${type} ×${members.length}`);
-    row.append(toggle, nameCell(first.slice(0, cut), `${first.slice(cut)}–${last.slice(cut)}`), label);
-    row.append(text("lrp-params", params > 0 ? formatCount(params) : "–"), badge());
-    return row;
-  }
-  const info = node.info as LayerInfo;
-  row.dataset.layer = info.name;
-  row.dataset.rule = "";
-  let type: HTMLElement = text("lrp-type", info.type);
-  let cut = info.name.lastIndexOf(".") + 1;
-  if (info.op !== "") {
-    row.dataset.op = info.op;
-    row.classList.add("lrp-op-row");
-    cut = info.name.lastIndexOf(":") + 1;
-    type = document.createElement("span");
-    type.className = "lrp-type";
-    type.append(text("lrp-op", info.op));
-  }
-  const shape = text("lrp-shape", info.output_shape ? info.output_shape.slice(1).join("×") : "");
-  const params = text("lrp-params", info.params > 0 ? formatCount(info.params) : "–");
-  row.append(toggle, nameCell(info.name.slice(0, cut), info.name.slice(cut)), type, shape, params, badge());
-  return row;
-}
-
-function tooltip(node: TreeNode): string {
-  if (node.group) {
-    const { type, members } = node.group;
-    const span = `${members[0] ?? ""} … ${members[members.length - 1] ?? ""}`;
-    return `${members.length} repeated ${type} blocks, ${span}: click to select them all`;
-  }
-  const info = node.info as LayerInfo;
-  if (info.op !== "") return `${info.name}: captured operation ${info.op}`;
-  return `${info.name} (${info.type}), ${formatExact(info.params)} parameters`;
-}
-
-function text(className: string, content: string): HTMLSpanElement {
-  const span = document.createElement("span");
-  span.className = className;
-  span.textContent = content;
-  return span;
-}
-
-function nameCell(prefix: string, rest: string): HTMLSpanElement {
-  const name = document.createElement("span");
-  name.className = "lrp-name";
-  if (prefix !== "") name.append(text("lrp-name-prefix", prefix));
-  name.append(text("lrp-name-last", rest));
-  return name;
-}
-
-function badge(): HTMLSpanElement {
-  const span = text("lrp-badge", "");
-  span.hidden = true;
-  return span;
-}
-
-function paintRule(row: HTMLDivElement, state: RuleState | undefined): void {
-  row.dataset.rule = state ? state.rule : "";
-  row.dataset.origin = state ? state.origin : "";
-  const badge = row.querySelector<HTMLSpanElement>(".lrp-badge");
-  if (!badge) return;
-  badge.textContent = state ? state.rule : "";
-  badge.hidden = !state;
-  if (state) {
-    const values = Object.entries(state.params)
-      .filter(([, v]) => v !== null)
-      .map(([k, v]) => `${k}=${String(v)}`);
-    const warning = state.origin === "fallback" ? " — no rule fits: plain gradient" : "";
-    badge.title = `${state.rule}(${values.join(", ")}) · ${state.origin}${warning}`;
-  }
 }
