@@ -23,9 +23,19 @@ if TYPE_CHECKING:
 
     from lrp_core.live import LiveExplanation
 
-__all__ = ["STATUSES", "LrpWidget", "command", "command_params", "load_bundle", "request_number"]
+__all__ = [
+    "MAX_REQUEST",
+    "STATUSES",
+    "LrpWidget",
+    "command",
+    "command_params",
+    "load_bundle",
+    "request_number",
+]
 
 STATUSES = ("ready", "computing", "error")
+#: largest request number: the page counts requests with JavaScript numbers, exact up to 2**53 - 1
+MAX_REQUEST = 2**53 - 1
 
 Handler = Callable[[Any, dict, int], None]
 T = TypeVar("T")
@@ -79,14 +89,16 @@ def request_number(value: Any) -> int:
     Raises
     ------
     ValueError
-        ``value`` is not a non-negative integer.
+        ``value`` is not an integer in ``0..MAX_REQUEST``.
     """
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"'request' must be a non-negative integer, got {value!r}")
-    if value < 0:
-        raise ValueError(f"'request' must be a non-negative integer, got {value!r}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 <= value <= MAX_REQUEST or value != int(value):
+        raise ValueError(
+            f"'request' must be a non-negative integer of at most {MAX_REQUEST} (exact in "
+            f"JavaScript), got {value!r}"
+        )
     return int(value)
 
 
@@ -134,12 +146,39 @@ class LrpWidget(anywidget.AnyWidget):
         super().__init__(_esm=esm, _css=css)
         self.on_msg(self._on_message)
 
+    def _construct(
+        self, open_live: Callable[[], LiveExplanation], bundle: tuple[str, str], build: Callable
+    ) -> None:
+        """The one guard of both constructors: ``self._live = open_live()``, then the widget
+        itself and ``build()``. If anything fails after the live explanation was opened, it is
+        closed (hooks removed, canonizers undone, training flags restored: the model exactly as
+        before) and so is the widget, and the error is raised again."""
+        self._live = open_live()
+        try:
+            LrpWidget.__init__(self, bundle)
+            build()
+        except BaseException:
+            live, self._live = self._live, None
+            try:
+                live.close()
+            finally:
+                if getattr(self, "comm", None) is not None:
+                    super().close()
+            raise
+
     @property
     def live(self) -> LiveExplanation:
         """The live explanation behind the widget (for scripting beyond its methods)."""
         if self._live is None:
             raise RuntimeError("the widget has no live explanation")
         return self._live
+
+    def _check_open(self) -> None:
+        """Raise ``RuntimeError`` once the widget was closed."""
+        if self._live is None or self._live.closed:
+            raise RuntimeError(
+                f"this {type(self).__name__} was closed; create a new one (the model is free again)"
+            )
 
     @property
     def model(self) -> nn.Module:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Iterable
+from numbers import Integral
+from typing import Any
 
 import torch
 import traitlets
@@ -13,6 +16,10 @@ from lrp_core.composites import COMPOSITES, get_composite
 
 class UnknownLayerError(ValueError, traitlets.TraitError):
     """A layer name that is not a module of the explored model."""
+
+
+class TargetRangeError(ValueError, traitlets.TraitError):
+    """A target class index that is not a class of the model's output."""
 
 
 def composite_key(name: str) -> str:
@@ -64,3 +71,42 @@ def check_inputs(inputs: object) -> torch.Tensor:
             "For a single sample use x.unsqueeze(0)."
         )
     return inputs
+
+
+def check_target(target: Any) -> int | None:
+    """``target`` as an int (numpy integers too) or None; ``TypeError`` otherwise (its range is
+    checked against the model's classes later)."""
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, Integral):
+        raise TypeError(
+            f"target must be None (each sample's predicted class) or a class index (int), "
+            f"got {target!r}"
+        )
+    return int(target)
+
+
+def check_class_names(class_names: Any) -> list[str]:
+    """``class_names`` as a list of strings (``[]`` for None); ``TypeError`` otherwise."""
+    if class_names is None:
+        return []
+    if isinstance(class_names, str) or not isinstance(class_names, Iterable):
+        raise TypeError(f"class_names must be an iterable of strings, got {class_names!r}")
+    names = list(class_names)
+    bad = [name for name in names if not isinstance(name, str)]
+    if bad:
+        raise TypeError(f"class_names must be strings, got {bad[0]!r} ({type(bad[0]).__name__})")
+    return names
+
+
+def box_defaults(key: str, params: dict[str, Any], value_range: tuple[float, float]) -> dict:
+    """``params`` plus ``low``/``high`` from ``value_range`` (the inputs' minimum and maximum)
+    for the registered composite ``key`` when it requires them (box rules) and they are
+    missing."""
+    signature = inspect.signature(COMPOSITES[key].__init__).parameters
+    defaults = {"low": value_range[0], "high": value_range[1]}
+    for bound, value in defaults.items():
+        param = signature.get(bound)
+        if param is not None and param.default is inspect.Parameter.empty and bound not in params:
+            params = {**params, bound: value}
+    return params

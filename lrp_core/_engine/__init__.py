@@ -40,12 +40,13 @@ from .attribution_base import (
     Attributor,
     AttrOutput,
     BatchedAttributor,
+    CompositeInUseError,
     MeanGradientAttributor,
     OutputSeed,
     check_output,
     check_positive_int,
 )
-from .composite import Composite
+from .composite import Composite, CompositeContext
 from .gamma import gamma_relevance, pack_sign
 from .gradients import second_order_gradient, true_gradient
 from .handles import RemovableHandle, RemovableHandleList
@@ -64,7 +65,7 @@ from .modifiers import (
     stabilize,
     zero_params_list,
 )
-from .module_call import ModuleCall
+from .module_call import ModuleCall, bypassing
 from .relevance import (
     LINEAR_TYPES,
     GradientMap,
@@ -83,9 +84,11 @@ __all__ = [
     "AttrOutput",
     "Attributor",
     "BatchedAttributor",
+    "CompositeInUseError",
     "CallRegistry",
     "ClampMod",
     "Composite",
+    "CompositeContext",
     "GammaMod",
     "GradientMap",
     "MeanGradientAttributor",
@@ -101,6 +104,7 @@ __all__ = [
     "add_terms",
     "basic_relevance",
     "broadcast_zeros",
+    "bypassing",
     "check_number",
     "check_output",
     "check_positive_int",

@@ -6,6 +6,7 @@ holds what they share.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from numbers import Integral
@@ -13,9 +14,21 @@ from numbers import Integral
 import torch
 from torch import nn
 
-__all__ = ["AttrOutput", "Attributor", "BatchedAttributor", "MeanGradientAttributor", "OutputSeed"]
+__all__ = [
+    "AttrOutput",
+    "Attributor",
+    "CompositeInUseError",
+    "BatchedAttributor",
+    "MeanGradientAttributor",
+    "OutputSeed",
+]
 
 AttrOutput = torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
+
+
+class CompositeInUseError(RuntimeError):
+    """A composite registered on one model, given to an attributor of another model."""
+
 
 # Automatic chunking puts at most this many input elements into one forward pass.
 _AUTO_PASS_ELEMENTS = 2**20
@@ -49,6 +62,8 @@ def check_input(input: object) -> torch.Tensor:
         )
     if input.ndim < 1:
         raise ValueError("input must have a batch axis (shape (N, ...)): use input[None].")
+    if input.shape[0] == 0:
+        raise ValueError(f"input is an empty batch (shape {tuple(input.shape)}): give samples.")
     if not torch.isfinite(input).all():
         raise ValueError("input contains NaN or infinity: replace them, e.g. torch.nan_to_num.")
     return input
@@ -169,6 +184,13 @@ class Attributor:
             self._owns_registration = self.composite is not None and not getattr(
                 self.composite, "handles", None
             )
+            elsewhere = getattr(self.composite, "registered_module", None)
+            if not self._owns_registration and elsewhere not in (None, self.model):
+                raise CompositeInUseError(
+                    f"composite: this {type(self.composite).__name__} is registered on another "
+                    f"model ({type(elsewhere).__name__}), so its rules would not apply to this "
+                    "one; remove it there first (composite.remove()) or use a separate composite"
+                )
             if self._owns_registration:
                 self.composite.register(self.model)
         self._depth += 1
@@ -197,6 +219,36 @@ class Attributor:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute ``(output, relevance)``; ``attr_output_fn`` maps an output to its seed."""
         raise NotImplementedError
+
+    @property
+    def inactive(self) -> Callable[[], contextlib.AbstractContextManager]:
+        """The composite's ``inactive``: ``with attributor.inactive():`` runs plain gradients.
+
+        Without a composite (or one without ``inactive``) it is a context that changes nothing.
+        """
+        inactive = getattr(self.composite, "inactive", None)
+        return inactive if callable(inactive) else contextlib.nullcontext
+
+    def _seeded_pass(
+        self,
+        input: torch.Tensor,
+        attr_output_fn: AttrOutput | OutputSeed,
+        create_graph: bool = False,
+        retain_graph: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``grad`` of the gradient attributors: one pass with the rules registered now.
+
+        ``attr_output_fn`` is an :class:`OutputSeed` or anything ``attr_output`` accepts. An input
+        that does not require gradients is replaced by a detached copy that does.
+        """
+        input = check_input(input)
+        seed = attr_output_fn
+        if not isinstance(seed, OutputSeed):
+            seed = OutputSeed(attr_output_fn)
+        if not input.requires_grad:
+            input = input.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return self._gradient(input, seed, create_graph, retain_graph=retain_graph)
 
     def _gradient(
         self, input: torch.Tensor, attr_output_fn: Callable, create_graph: bool = False, **kw
@@ -267,6 +319,13 @@ class MeanGradientAttributor(BatchedAttributor):
         super().__init__(model, composite, attr_output, batch_size)
         self.create_graph = create_graph
         self.retain_graph = retain_graph
+
+    def grad(
+        self, input: torch.Tensor, attr_output_fn: AttrOutput | OutputSeed
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward and backward pass at ``input`` with the rules registered now:
+        ``(output, gradient)``, seeded by ``attr_output_fn`` (see ``Gradient.grad``)."""
+        return self._seeded_pass(input, attr_output_fn, self.create_graph, self.retain_graph)
 
     def _graph_input(self, input: torch.Tensor) -> torch.Tensor:
         """The input the passes start from: detached, unless ``create_graph`` asks for higher-order

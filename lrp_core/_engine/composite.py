@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,13 @@ class Composite:
         self.hooks: list[HookTemplate] = []
         self.canonizer_instances: list = []
         self.unmatched: list[tuple[str, str]] = []
+        #: the module the composite is registered on (None while it is not registered)
+        self.registered_module: torch.nn.Module | None = None
+
+    @property
+    def hook_refs(self) -> list[HookTemplate]:
+        """The registered hook instances (the reference library's name for ``hooks``), a copy."""
+        return list(self.hooks)
 
     def module_map(self, ctx: dict, name: str, module: torch.nn.Module) -> HookTemplate | None:
         """Return the hook template for ``module`` (None: plain gradient)."""
@@ -38,6 +45,7 @@ class Composite:
     def register(self, module: torch.nn.Module) -> None:
         """Apply the canonizers, then hook every module the map matches."""
         self.remove()
+        self.registered_module = module
         try:
             for canonizer in self.canonizers:
                 self.canonizer_instances.extend(canonizer.apply(module))
@@ -60,20 +68,16 @@ class Composite:
         try:
             self.handles.remove()
         finally:
+            self.registered_module = None
             self.hooks = []
             self.unmatched = []
             instances, self.canonizer_instances = self.canonizer_instances, []
             for instance in reversed(instances):
                 instance.remove()
 
-    @contextmanager
-    def context(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """Register on ``module`` for the duration of the block; always removed on exit."""
-        self.register(module)
-        try:
-            yield module
-        finally:
-            self.remove()
+    def context(self, module: torch.nn.Module) -> CompositeContext:
+        """Register on ``module`` for the duration of a ``with`` block; always removed on exit."""
+        return CompositeContext(module, self)
 
     @contextmanager
     def inactive(self) -> Iterator[None]:
@@ -86,3 +90,24 @@ class Composite:
         finally:
             for hook, active in states:
                 hook.active = active
+
+
+class CompositeContext:
+    """Context manager that registers ``composite`` on ``module`` and removes it on exit.
+
+    ``with CompositeContext(module, composite) as modified:`` registers on entry and yields
+    ``module``; on exit (also after an exception, which is not suppressed) the composite's hooks
+    and canonizers are removed. ``Composite.context(module)`` returns one.
+    """
+
+    def __init__(self, module: torch.nn.Module, composite: Composite) -> None:
+        self.module = module
+        self.composite = composite
+
+    def __enter__(self) -> torch.nn.Module:
+        self.composite.register(self.module)
+        return self.module
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        self.composite.remove()
+        return False

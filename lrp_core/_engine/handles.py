@@ -18,9 +18,20 @@ class RemovableHandle:
 
 
 class RemovableHandleList(list):
-    """A list of handles whose ``remove()`` removes them all (in order) and empties the list."""
+    """A list of handles whose ``remove()`` removes them all (in order) and empties the list.
+
+    A handle whose ``remove()`` raises does not stop the others: every handle is removed, then
+    the first error is raised again.
+    """
 
     def remove(self) -> None:  # type: ignore[override]
-        for handle in self:
-            handle.remove()
+        handles = list(self)
         self.clear()
+        first: BaseException | None = None
+        for handle in handles:
+            try:
+                handle.remove()
+            except BaseException as error:  # noqa: BLE001 - re-raised below, after the rest
+                first = first or error
+        if first is not None:
+            raise first

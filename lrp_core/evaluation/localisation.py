@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ._checks import EvaluationInputError, check_mask, heatmap
 
@@ -78,11 +77,15 @@ def pointing_game(
     mask = check_mask("mask", mask, r.shape)
     if not isinstance(tolerance, int | float) or not tolerance >= 0 or math.isinf(tolerance):
         raise EvaluationInputError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    if tolerance > 0:
-        radius = int(math.floor(tolerance))
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= tolerance**2
-        # Dilating the mask with the disk marks every pixel within `tolerance` of the mask.
-        mask = F.conv2d(mask[:, None].double(), disk[None, None].double(), padding=radius)[:, 0] > 0
     point = r.flatten(1).argmax(1)
-    return mask.flatten(1).gather(1, point[:, None])[:, 0]
+    if tolerance == 0:
+        return mask.flatten(1).gather(1, point[:, None])[:, 0]
+    # a hit when some mask pixel q has |q - point|^2 <= tolerance^2: one (N, H, W) map of squared
+    # distances, so memory does not grow with the tolerance (a dilation by a disk of that radius
+    # would); tolerances beyond the image's diagonal all mean "anywhere"
+    height, width = mask.shape[-2:]
+    radius = min(float(tolerance), float(height + width))
+    rows = torch.arange(height)[None, :, None] - (point // width)[:, None, None]
+    cols = torch.arange(width)[None, None, :] - (point % width)[:, None, None]
+    near = rows**2 + cols**2 <= radius**2
+    return (mask.bool() & near).flatten(1).any(1)

@@ -19,6 +19,9 @@ Everything a user, a widget or a test needs is imported from here. The modules b
     layers.
 ``assignment``
     ``RuleAssignment``: composite defaults plus the user's overrides, per leaf module.
+``value_checks``
+    Rule parameter values checked against the layer they go to (the model's dtype, the
+    layer's input shape), so a value that cannot be computed is refused at assignment.
 ``rule_registry``
     Rules by name (``register_rule`` for custom rules).
 ``config``, ``snippet``

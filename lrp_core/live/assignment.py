@@ -26,6 +26,7 @@ from torch import nn
 from .. import types as type_groups
 from ..core import BasicHook, Composite, Hook
 from ..map_composites import PLAIN_GRADIENT_TYPES
+from ..rules import ReLUGuidedBackprop
 from .rule_registry import rule_label, rule_params, with_params
 
 COMPOSITE = "composite"
@@ -157,6 +158,8 @@ class RuleAssignment:
     # --- queries ---
     def effective(self, name: str) -> EffectiveRule:
         """The effective rule of the leaf module ``name``; ``AssignmentError`` if there is none."""
+        if not isinstance(name, str):
+            raise AssignmentError(f"name must be a module name (str), got {name!r}")
         try:
             return self._effective[name]
         except KeyError:
@@ -258,6 +261,9 @@ class RuleAssignment:
     def _make_override(self, rule, name, type, within) -> Override:
         if rule is not None and not isinstance(rule, Hook):
             raise TypeError(f"rule must be a lrp_core rule (a Hook) or None, got {rule!r}")
+        for field, value in (("name", name), ("within", within)):
+            if value is not None and not isinstance(value, str):
+                raise AssignmentError(f"{field} must be a module name (str), got {value!r}")
         if name is not None:
             if type is not None or within is not None:
                 raise AssignmentError("give either name, or type and/or within, not both")
@@ -322,7 +328,13 @@ def check_applicable(
                     "for parameter-free layers (Pass, Norm, Epsilon) or the plain gradient"
                 )
         return
-    elementwise = not hasattr(type(rule), "backward") or type(rule).backward is Hook.backward
+    # rules mapping the relevance element-wise: those without their own backward, and the
+    # guided backprop rule (its backward masks the gradient with the output's sign)
+    elementwise = (
+        not hasattr(type(rule), "backward")
+        or type(rule).backward is Hook.backward
+        or isinstance(rule, ReLUGuidedBackprop)
+    )
     if elementwise and input_shapes is not None and output_shapes is not None:
         same = len(input_shapes) == len(output_shapes) and all(
             tuple(i) == tuple(o) for i, o in zip(input_shapes, output_shapes, strict=True)

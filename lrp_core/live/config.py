@@ -54,6 +54,8 @@ from .values import (
 
 FORMAT = "lrp_core.live"
 VERSION = 1
+#: deepest nesting of lists and objects a configuration may have (a real one needs about 6)
+MAX_DEPTH = 32
 _NOT_PARAMS = {"self", "layer_map", "first_map", "canonizers"}
 
 
@@ -181,6 +183,20 @@ def to_json(configured: Configured, indent: int | None = 2) -> str:
 
 
 # --- import ---
+def _check_depth(config: Any) -> None:
+    """Raise ``ConfigError`` for lists and objects nested deeper than ``MAX_DEPTH`` (checked
+    without recursion, so any depth gives this error rather than a ``RecursionError``)."""
+    stack = [(config, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError("<root>", f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
+
+
 def parse_config(config: str | dict) -> dict:
     """``config`` (JSON text or a dict) checked for its format, version and known top-level
     fields; the fields themselves are read by ``read_composite``, ``read_overrides`` and
@@ -190,6 +206,9 @@ def parse_config(config: str | dict) -> dict:
             config = json.loads(config)
         except json.JSONDecodeError as error:
             raise ConfigError("<json>", f"not valid JSON: {error}") from None
+        except RecursionError:
+            raise ConfigError("<json>", f"nested deeper than {MAX_DEPTH} levels") from None
+    _check_depth(config)
     if not isinstance(config, dict):
         raise ConfigError("<root>", f"expected an object, got {type(config).__name__}")
     if config.get("format") != FORMAT:

@@ -3,12 +3,16 @@
 ``AssignmentEditing`` is the part of ``LiveExplanation`` that changes which rule each module gets
 (overrides, parameters, composite, configuration) and describes or exports the result. Every
 change is checked with ``check_applicable`` on the shapes of the recorded forward; a change that
-fails is undone, so the live explanation keeps its previous, working assignment.
+fails is undone, so the live explanation keeps its previous, working assignment. Every change
+holds the live explanation's lock, so an explanation running in another thread sees the
+assignment before or after a change, never part of one; ``transaction`` extends that to a
+change and the explanation that follows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core import Composite, Hook
@@ -23,6 +27,7 @@ from .assignment import (
 )
 from .describe import describe_model
 from .rule_registry import make_rule
+from .value_checks import check_values
 
 
 class AssignmentEditing:
@@ -42,19 +47,39 @@ class AssignmentEditing:
             rule = effective.rule
             if name not in passed or passed[name] is not rule:
                 inputs, outputs = self.shapes.get(name, (None, None))
-                check_applicable(rule, name, assignment.leaves[name], inputs, outputs)
+                module = assignment.leaves[name]
+                check_applicable(rule, name, module, inputs, outputs)
+                check_values(rule, name, module, self._input.dtype, inputs)
             checked[name] = rule
         self._passed_rules = (self.shapes, checked)
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Changes made in the block happen all or not at all.
+
+        The block holds the lock (no explanation in another thread starts meanwhile); on any
+        exception, including ``KeyboardInterrupt``, the assignment, the composite and
+        ``last_result`` are restored to what they were before the block, and it is re-raised.
+        """
+        self._check_open()
+        with self._lock:
+            assignment = self.assignment
+            saved = (dict(assignment.defaults), list(assignment.overrides))
+            report = assignment.report_fallback
+            composite = (self.composite, self.composite_name, dict(self.composite_params))
+            last_result = self.last_result
+            try:
+                yield
+            except BaseException:
+                assignment.replace(*saved, report)
+                self.composite, self.composite_name, self.composite_params = composite
+                self.last_result = last_result
+                raise
+
     def _change(self, change: Callable[[], Any]) -> Any:
-        assignment = self.assignment
-        saved = (dict(assignment.defaults), list(assignment.overrides), assignment.report_fallback)
-        try:
+        with self.transaction():
             result = change()
             self.validate()
-        except BaseException:
-            self.assignment.replace(*saved)
-            raise
         return result
 
     def assign(
@@ -98,18 +123,14 @@ class AssignmentEditing:
     ) -> None:
         """Take the default rules from another composite (its canonizers are not applied: the
         canonizers stay those given at construction). No forward pass runs."""
-        previous = (self.composite, self.composite_name, self.composite_params)
-        self.composite_name, self.composite_params = None, dict(params)
-        try:
+        with self.transaction():
+            self.composite_name, self.composite_params = None, dict(params)
             new = self._resolve_composite(composite)
             defaults = composite_defaults(new, self.model)
             overrides = self.assignment.overrides if keep_overrides else []
             report = reports_fallback(new)
             self._change(lambda: self.assignment.replace(defaults, overrides, report))
-        except BaseException:
-            self.composite, self.composite_name, self.composite_params = previous
-            raise
-        self.composite = new
+            self.composite = new
 
     def rule_of(self, name: str) -> EffectiveRule:
         """Effective rule of module ``name`` with its parameters and origin."""
@@ -131,12 +152,14 @@ class AssignmentEditing:
     def apply_config(self, config: str | dict) -> None:
         """Replace composite and overrides from JSON (validated first; see
         ``lrp_core.live.config``). On any error the assignment stays as it was."""
-        change = config_format.read_config(config, self.assignment, self.model, self.canonizers)
-        self._change(lambda: self.assignment.replace(change.defaults, change.overrides))
-        self.composite = change.composite
-        self.composite_name, self.composite_params = (
-            (None, {}) if change.spec is None else change.spec
-        )
+        with self.transaction():
+            assignment = self.assignment
+            change = config_format.read_config(config, assignment, self.model, self.canonizers)
+            self._change(lambda: assignment.replace(change.defaults, change.overrides))
+            self.composite = change.composite
+            self.composite_name, self.composite_params = (
+                (None, {}) if change.spec is None else change.spec
+            )
 
     def to_code(self) -> str:
         """Python source building an equivalent composite (see ``lrp_core.live.snippet``)."""

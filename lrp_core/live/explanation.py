@@ -7,9 +7,13 @@
 
 The model runs forward once per input batch, with a dispatching hook on every leaf module (see
 ``lrp_core.live.dispatch``); each ``explain`` is one backward pass over the kept graph in which
-every module asks the *current* assignment for its rule, and records its relevance totals.
+every module takes its rule from a snapshot of the assignment made when the pass starts, and
+records its relevance totals. Passes, edits and ``close()`` hold one lock, so an edit from
+another thread lands between two passes, never inside one.
 The composite's canonizers stay applied until ``close()`` (or the end of a ``with`` block), which
-also removes every hook; the model's parameters and buffers are then as before.
+also removes every hook; the model's parameters and buffers are then as before (also after a
+forward in training mode: buffers the forward changed in place are put back). A constructor that
+fails at any step undoes what it did before raising.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from torch import nn
 
 from ..composites import get_composite
 from ..core import Composite, HookConflictError, RemovableHandleList, registered_hook
-from .assignment import FALLBACK, RuleAssignment, composite_defaults, reports_fallback
+from .assignment import (
+    FALLBACK,
+    EffectiveRule,
+    RuleAssignment,
+    composite_defaults,
+    reports_fallback,
+)
 from .config import CANONIZERS, parse_config, read_canonizers, read_composite
 from .dispatch import DispatchHook, Superseded, TermCache, rule_relevance
 from .editing import AssignmentEditing
@@ -53,8 +63,11 @@ __all__ = [
 
 @dataclass
 class _Pass:
+    """One backward pass: its generation, the rules it uses (a snapshot of the assignment taken
+    when it starts, so edits meanwhile never mix into it) and its records."""
+
     generation: int
-    assignment: RuleAssignment
+    rules: dict[str, EffectiveRule]
     collector: RecordCollector
 
 
@@ -95,6 +108,7 @@ class LiveExplanation(AssignmentEditing):
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        canonizers = _check_arguments(canonizers, cache_size)
         self.model = model
         self.composite_name: str | None = None
         self.composite_params: dict[str, Any] = dict(composite_params or {})
@@ -224,19 +238,30 @@ class LiveExplanation(AssignmentEditing):
 
     def close(self) -> None:
         """Remove every hook, undo the canonizers, restore training flags; free the graph."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._handles.remove()
-        finally:
-            self._cache.clear()
-            self._input = self._output = None
-            instances, self._canonizer_instances = self._canonizer_instances, []
-            for instance in reversed(instances):
+        with self._lock:  # never in the middle of an explanation of another thread
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._handles.remove()
+            finally:
+                self._cache.clear()
+                self._input = self._output = None
+                self._undo_canonizers()
+                for module, training in (self._training or {}).items():
+                    module.train(training)
+
+    def _undo_canonizers(self) -> None:
+        """Remove the canonizer instances, last applied first; every one is tried."""
+        instances, self._canonizer_instances = self._canonizer_instances, []
+        first: BaseException | None = None
+        for instance in reversed(instances):
+            try:
                 instance.remove()
-            for module, training in (self._training or {}).items():
-                module.train(training)
+            except BaseException as error:  # noqa: BLE001 - re-raised after the others
+                first = first or error
+        if first is not None:
+            raise first
 
     def __enter__(self) -> LiveExplanation:
         return self
@@ -248,6 +273,11 @@ class LiveExplanation(AssignmentEditing):
         if self._closed:
             raise RuntimeError("this live explanation was closed; create a new one")
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called (then every method but ``close`` raises)."""
+        return self._closed
+
     # --- inputs and the one forward pass ---
     def set_inputs(self, inputs: torch.Tensor) -> None:
         """Run the forward pass for a new batch (the only call that runs the model).
@@ -256,6 +286,7 @@ class LiveExplanation(AssignmentEditing):
         """
         self._check_open()
         with self._lock:
+            self._check_open()
             x, output, shapes = run_forward(self.model, inputs)
             self._cache.clear()
             self._input, self._output, self.shapes = x, output, shapes
@@ -264,11 +295,13 @@ class LiveExplanation(AssignmentEditing):
     @property
     def inputs(self) -> torch.Tensor:
         """The current batch (detached)."""
+        self._check_open()
         return self._input.detach()
 
     @property
     def output(self) -> torch.Tensor:
         """The model output of the current batch (detached)."""
+        self._check_open()
         return self._output.detach()
 
     # --- the backward side ---
@@ -278,7 +311,7 @@ class LiveExplanation(AssignmentEditing):
             return rule_relevance(None, call, grad_outputs, self._cache)
         if state.generation < self._latest_generation:
             raise Superseded()
-        rule = state.assignment.rule_for(name)
+        rule = state.rules[name].rule
         try:
             result = rule_relevance(rule, call, grad_outputs, self._cache)
         except Superseded:
@@ -323,6 +356,7 @@ class LiveExplanation(AssignmentEditing):
         if generation is None:
             generation = self.request()
         with self._lock:
+            self._check_open()  # closed by another thread while this one waited
             if generation < self._latest_generation:
                 return None
             assignment = self.assignment if assignment is None else assignment
@@ -330,7 +364,8 @@ class LiveExplanation(AssignmentEditing):
             seed, classes = make_seed(target, self._output)
             names = None if isinstance(keep_tensors, bool) else set(keep_tensors)
             keep = (lambda n: keep_tensors) if names is None else names.__contains__
-            state = _Pass(generation, assignment, RecordCollector(keep))
+            rules = assignment.effective_rules()
+            state = _Pass(generation, rules, RecordCollector(keep))
             start = time.perf_counter()
             self._pass = state
             try:
@@ -353,7 +388,7 @@ class LiveExplanation(AssignmentEditing):
                 records=dict(reversed(state.collector.records.items())),
                 generation=generation,
                 seconds=time.perf_counter() - start,
-                rules={n: e.name for n, e in assignment.effective_rules().items()},
+                rules={n: e.name for n, e in rules.items()},
             )
             if assignment is self.assignment and (
                 self.last_result is None or generation >= self.last_result.generation
@@ -363,7 +398,7 @@ class LiveExplanation(AssignmentEditing):
 
     def explain_top_k(self, k: int, **kwargs: Any) -> list[LiveResult | None]:
         """One result per rank r < k: each sample's r-th highest scoring class."""
-        classes = top_k_classes(self._output, k)
+        classes = top_k_classes(self.output, k)
         return [self.explain(classes[:, r].tolist(), **kwargs) for r in range(k)]
 
     def explain_grid(
@@ -375,6 +410,24 @@ class LiveExplanation(AssignmentEditing):
             [self.explain(t, assignment=a, generation=generation) for t in targets]
             for a in assignments
         ]
+
+
+def _check_arguments(canonizers: Sequence | None, cache_size: int) -> list | None:
+    """``canonizers`` as a list (or None); raises ``TypeError`` naming the argument, before
+    anything touches the model."""
+    if canonizers is not None:
+        if isinstance(canonizers, str) or not isinstance(canonizers, Iterable):
+            raise TypeError(f"canonizers must be a list of canonizers, got {canonizers!r}")
+        canonizers = list(canonizers)
+        for canonizer in canonizers:
+            if not callable(getattr(canonizer, "apply", None)):
+                raise TypeError(
+                    "canonizers: every element must be a canonizer with apply(model) (see "
+                    f"lrp_core.canonizers), got {type(canonizer).__name__}"
+                )
+    if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+        raise TypeError(f"cache_size must be an int >= 0, got {cache_size!r}")
+    return canonizers
 
 
 Live = LiveExplanation

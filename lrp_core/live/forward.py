@@ -55,6 +55,8 @@ def checked_inputs(model: nn.Module, inputs: Any) -> torch.Tensor:
         )
     if inputs.ndim == 0:
         raise LiveInputError("inputs: need a batch axis, got a scalar")
+    if inputs.shape[0] == 0:
+        raise LiveInputError(f"inputs: an empty batch (shape {tuple(inputs.shape)}); give samples")
     bad = int((~torch.isfinite(inputs)).sum())
     if bad:
         raise LiveInputError(f"inputs: {bad} value(s) are NaN or inf; clean the batch first")
@@ -75,6 +77,7 @@ def run_forward(
         module.register_forward_hook(_shape_recorder(name, shapes))
         for name, module in model.named_modules()
     )
+    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
     try:
         with torch.enable_grad():
             output = model(x)
@@ -85,6 +88,7 @@ def run_forward(
         ) from error
     finally:
         recorders.remove()
+        _restore_buffers(buffers)
     if not isinstance(output, torch.Tensor) or output.ndim < 1:
         raise LiveInputError(
             "the model must return one tensor with a batch axis; wrap it in a module that "
@@ -93,6 +97,15 @@ def run_forward(
     if not output.requires_grad:
         raise LiveInputError("the model output does not depend on inputs (no gradient)")
     return x, output, shapes
+
+
+def _restore_buffers(buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Put back buffer values a forward pass changed in place (batch norm statistics and
+    ``num_batches_tracked`` of a model in training mode): explaining never changes the model."""
+    with torch.no_grad():
+        for buffer, saved in buffers:
+            if not torch.equal(buffer, saved):
+                buffer.copy_(saved)
 
 
 def _shape_recorder(name: str, shapes: dict) -> Callable:

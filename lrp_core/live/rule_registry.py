@@ -118,7 +118,9 @@ def make_rule(name: str, params: dict[str, Any] | None = None) -> Hook | None:
     params = dict(params or {})
     if name == GRADIENT:
         if params:
-            raise ValueError(f"the plain gradient takes no parameters, got {sorted(params)}")
+            raise RuleParameterError(
+                f"the plain gradient takes no parameters, got {sorted(params)}", sorted(params)[0]
+            )
         return None
     cls = rule_class(name)
     allowed = parameter_names(name)

@@ -3,8 +3,9 @@
 A target becomes the *seed* of the backward pass, a tensor shaped like the output ``(N, C, ...)``:
 
 - ``None``: the predicted class of each sample (one-hot at the argmax over axis 1);
-- an ``int`` c: class c for every sample (one-hot);
-- a sequence or 1-D integer tensor of N class indices: one class per sample (one-hot);
+- an ``int`` c (or a numpy integer): class c for every sample (one-hot);
+- a sequence, 1-D integer tensor or integer numpy array of N class indices: one class per
+  sample (one-hot);
 - a floating point tensor broadcastable to the output: used as the weighting itself;
 - a callable: ``target(output)`` returns such a tensor.
 
@@ -14,7 +15,9 @@ Top-k predictions are ranks: ``top_k_classes(output, k)[:, r]`` are the classes 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 
+import numpy as np
 import torch
 
 Target = int | Sequence[int] | torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None
@@ -30,16 +33,18 @@ def _one_hot(output: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return seed.scatter_(1, index, 1.0)
 
 
-def _check_classes(classes: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    n_classes = output.shape[1]
-    bad = (classes < 0) | (classes >= n_classes)
-    if bool(bad.any()):
-        value = int(classes[bad][0])
+def _is_index(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
+
+
+def _check_index(value: int, n_classes: int) -> None:
+    """Raise ``TargetError`` for a class index outside 0..n_classes-1 (before any tensor is
+    made, so indices beyond int64 give the same clear message)."""
+    if not 0 <= value < n_classes:
         raise TargetError(
             f"target: class index {value} is out of range; the model has {n_classes} classes "
             f"(valid indices 0..{n_classes - 1})"
         )
-    return classes
 
 
 def predicted_classes(output: torch.Tensor) -> torch.Tensor:
@@ -61,7 +66,7 @@ def make_seed(target: Target, output: torch.Tensor) -> tuple[torch.Tensor, torch
     Raises ``TargetError`` naming ``target`` for an out-of-range class, a wrong length or shape.
     """
     output = output.detach()
-    if output.ndim < 2 and (target is None or isinstance(target, int | Sequence)):
+    if output.ndim < 2 and (target is None or isinstance(target, Integral | Sequence)):
         raise TargetError(
             "target: class targets need an output of shape (N, classes), got "
             f"{tuple(output.shape)}; give a weighting tensor shaped like the output instead"
@@ -69,24 +74,27 @@ def make_seed(target: Target, output: torch.Tensor) -> tuple[torch.Tensor, torch
     if target is None:
         classes = predicted_classes(output)
         return _one_hot(output, classes), classes
-    if isinstance(target, bool):
+    if isinstance(target, bool | np.bool_):
         raise TargetError(f"target must be a class index, not a bool ({target!r})")
-    if isinstance(target, int):
-        classes = torch.full((output.shape[0],), target, dtype=torch.long, device=output.device)
-        return _one_hot(output, _check_classes(classes, output)), classes
+    if isinstance(target, Integral):
+        _check_index(int(target), output.shape[1])
+        classes = torch.full((output.shape[0],), int(target), dtype=torch.long)
+        return _one_hot(output, classes.to(output.device)), classes.to(output.device)
+    if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
+        target = target.tolist()
     if isinstance(target, torch.Tensor) and not target.is_floating_point():
         target = target.tolist() if target.ndim else int(target)
         return make_seed(target, output)
     if isinstance(target, Sequence) and not isinstance(target, str):
-        if len(target) != output.shape[0] or not all(
-            isinstance(t, int) and not isinstance(t, bool) for t in target
-        ):
+        if len(target) != output.shape[0] or not all(_is_index(t) for t in target):
             raise TargetError(
                 f"target: give one int class index per sample ({output.shape[0]} samples), "
                 f"got {target!r}"
             )
-        classes = torch.tensor(list(target), dtype=torch.long, device=output.device)
-        return _one_hot(output, _check_classes(classes, output)), classes
+        for index in target:
+            _check_index(int(index), output.shape[1])
+        classes = torch.tensor([int(t) for t in target], dtype=torch.long, device=output.device)
+        return _one_hot(output, classes), classes
     if callable(target) and not isinstance(target, torch.Tensor):
         target = target(output)
         if not isinstance(target, torch.Tensor):

@@ -8,7 +8,6 @@ binds it to the shared model).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from lrp_core.live import (
     read_canonizers,
     read_composite,
 )
-from lrp_widgets._checks import composite_key
+from lrp_widgets._checks import box_defaults, composite_key
 
 
 class ColumnError(ValueError):
@@ -68,22 +67,11 @@ def class_style(key: str) -> str:
     return COMPOSITES[key].__name__
 
 
-def _box_defaults(key: str, params: dict[str, Any], value_range: tuple[float, float]) -> dict:
-    """Composites with required ``low``/``high`` (box rules) get the batch's value range."""
-    signature = inspect.signature(COMPOSITES[key].__init__).parameters
-    defaults = {"low": value_range[0], "high": value_range[1]}
-    for bound, value in defaults.items():
-        param = signature.get(bound)
-        if param is not None and param.default is inspect.Parameter.empty and bound not in params:
-            params = {**params, bound: value}
-    return params
-
-
 def _preset(name: str, value_range: tuple[float, float]) -> ColumnSpec:
     if name.lower() in (GRADIENT.lower(), "none"):
         return ColumnSpec(GRADIENT, None)
     key = composite_key(name)
-    params = _box_defaults(key, {}, value_range)
+    params = box_defaults(key, {}, value_range)
     return ColumnSpec(class_style(key), get_composite(key)(**params), key, params)
 
 
@@ -94,7 +82,7 @@ def _from_json(config: str | dict, value_range: tuple[float, float], fallback: s
     if isinstance(entry, dict) and entry.get("name") in COMPOSITES:
         params = entry.get("params", {})
         if isinstance(params, dict):  # box bounds left out: the batch's value range
-            entry = {**entry, "params": _box_defaults(entry["name"], params, value_range)}
+            entry = {**entry, "params": box_defaults(entry["name"], params, value_range)}
     spec = read_composite(entry)
     overrides = parsed.get("overrides", [])
     if spec is None:

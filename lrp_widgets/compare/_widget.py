@@ -34,6 +34,8 @@ from lrp_core.cmap import CMAPS
 from lrp_core.composites import COMPOSITES
 from lrp_core.core import Hook
 from lrp_widgets._base import command, command_params, load_bundle
+from lrp_widgets._checks import check_class_names
+from lrp_widgets._checks import check_target as check_target_type
 from lrp_widgets._payload import (
     display_images,
     encode_array,
@@ -131,16 +133,15 @@ class Compare(CompareTraits):
         self._value_range = (float(inputs.min()), float(inputs.max()))
         specs = read_specs(DEFAULT_CONFIGS if configs is None else configs, self._value_range)
         canonizers = shared_canonizers(canonizers, specs)
+        target, names = check_target_type(target), check_class_names(class_names)
         bundle = load_bundle("compare")
-        self._live = open_live(model, inputs, canonizers, len(specs))
-        try:
+
+        def build() -> None:
             self._session = self._open_session(specs, target, masks)
-            super().__init__(bundle)
-        except BaseException:
-            self._live.close()
-            raise
-        self._publish_inputs(inputs, class_names)
-        self._publish()
+            self._publish_inputs(inputs, names)
+            self._publish()
+
+        self._construct(lambda: open_live(model, inputs, canonizers, len(specs)), bundle, build)
 
     def _open_session(
         self, specs: list[tuple[str | None, ColumnSpec]], target: Any, masks: Any
@@ -253,6 +254,7 @@ class Compare(CompareTraits):
         return False to stop. ``cancel()`` (e.g. from a callback) or KeyboardInterrupt stop it
         between steps; columns finished before stay scored.
         """
+        self._guard(self._check_open)
         self._runner.run(self._guard(lambda: long_score_names(names)), progress)
         return self.scores
 

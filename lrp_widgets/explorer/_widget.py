@@ -27,7 +27,15 @@ from lrp_core.composites import COMPOSITES
 from lrp_core.core import Composite, Hook
 from lrp_core.live import LiveExplanation
 from lrp_widgets._base import command, command_params, load_bundle
-from lrp_widgets._checks import check_inputs, check_layer_names, composite_key
+from lrp_widgets._checks import (
+    TargetRangeError,
+    box_defaults,
+    check_class_names,
+    check_inputs,
+    check_layer_names,
+    check_target,
+    composite_key,
+)
 from lrp_widgets._payload import (
     display_images,
     encode_array,
@@ -61,7 +69,9 @@ class Explorer(ExplorerTraits):
         The batch to explain, ``[N, ...]`` (images ``[N, C, H, W]`` get thumbnails).
     composite : str or Composite or None, default "EpsilonPlusFlat"
         A composite preset name (``"EpsilonPlusFlat"`` or ``"epsilon_plus_flat"``), a
-        ``Composite`` instance, or None (plain gradient until rules are assigned).
+        ``Composite`` instance, or None (plain gradient until rules are assigned). Presets with
+        box bounds (``"EpsilonGammaBox"``) get the inputs' minimum and maximum as ``low`` and
+        ``high`` (in the constructor, ``set_composite`` and the page's composite picker).
     canonizers : list, optional
         Canonizers applied while the widget lives (default: the composite's).
     target : int, optional
@@ -72,9 +82,11 @@ class Explorer(ExplorerTraits):
     Raises
     ------
     TypeError
-        ``model`` is not an ``nn.Module`` or ``inputs`` is not a tensor.
+        ``model`` is not an ``nn.Module``, ``inputs`` is not a tensor, ``target`` is not an
+        int or ``class_names`` not an iterable of strings.
     ValueError
-        ``inputs`` is empty, or the composite name is unknown.
+        ``inputs`` is empty, the composite name is unknown or ``target`` is not a class of the
+        model. Nothing stays applied to the model then (hooks, canonizers, training mode).
 
     Examples
     --------
@@ -100,9 +112,21 @@ class Explorer(ExplorerTraits):
                 "Pass the network itself, e.g. Explorer(load_model(), images)."
             )
         inputs = check_inputs(inputs)
+        target = check_target(target)
+        names = check_class_names(class_names)
         bundle = load_bundle("explorer")
         key = composite_key(composite) if isinstance(composite, str) else composite
-        self._live = LiveExplanation(model, inputs, key, canonizers=canonizers, eval_mode=True)
+        params = box_defaults(key, {}, _value_range(inputs)) if isinstance(key, str) else {}
+
+        def open_live() -> LiveExplanation:
+            return LiveExplanation(
+                model, inputs, key, composite_params=params, canonizers=canonizers, eval_mode=True
+            )
+
+        self._construct(open_live, bundle, lambda: self._build(inputs, target, names))
+
+    def _build(self, inputs: torch.Tensor, target: int | None, names: list[str]) -> None:
+        """Publish the model, the rules and the first heatmap (see ``LrpWidget._construct``)."""
         description = self._live.describe()
         rows = layer_rows(description)
         self._layer_names = frozenset(row["name"] for row in rows)
@@ -111,9 +135,7 @@ class Explorer(ExplorerTraits):
             self._children.setdefault(row["parent"], []).append(row["name"])
         output = self._live.output
         self._classes = int(output.shape[1]) if output.ndim == 2 else 0
-        super().__init__(bundle)
         self._publish_model(description, rows, inputs)
-        names = list(class_names) if class_names is not None else []
         self.class_names = names or [str(i) for i in range(self._classes)]
         self.predictions = top_predictions(output, TOP_K)
         self.rules = rule_states(description)
@@ -126,8 +148,7 @@ class Explorer(ExplorerTraits):
         self.set_trait("model_name", type(self._live.model).__name__)
         self.set_trait("total_params", description["params"])
         self.set_trait("layers", rows)
-        value_range = (float(inputs.min()), float(inputs.max()))
-        self.set_trait("catalog", rule_catalog(value_range))
+        self.set_trait("catalog", rule_catalog(_value_range(inputs)))
         self.set_trait("composites", sorted(COMPOSITES))
         self.set_trait("composite", self._live.composite_name or "")
         self.set_trait("palettes", palettes())
@@ -319,8 +340,12 @@ class Explorer(ExplorerTraits):
         self._edit(change, request)
 
     def _set_composite(self, key: str | Composite | None, keep: bool, request: int) -> None:
+        """Composites with required box bounds (``low``/``high``) get the inputs' value range."""
+        params = (
+            box_defaults(key, {}, _value_range(self.live.inputs)) if isinstance(key, str) else {}
+        )
         try:
-            self._edit(lambda: self.live.set_composite(key, keep_overrides=keep), request)
+            self._edit(lambda: self.live.set_composite(key, keep_overrides=keep, **params), request)
         finally:
             self.set_trait("composite", self.live.composite_name or "")
 
@@ -333,10 +358,11 @@ class Explorer(ExplorerTraits):
         """Apply ``change`` to the live explanation and recompute; errors are shown and raised
         (the live explanation has undone the change)."""
         try:
-            self._guard(change)
+            with self.live.transaction():  # a change whose heatmap fails is undone too
+                self._guard(change)
+                self._recompute(request, raise_errors=True)
         finally:
             self.rules = rule_states(self.live.describe())
-        self._recompute(request, raise_errors=True)
 
     def _recompute(self, request: int = 0, raise_errors: bool = False) -> None:
         generation = self.live.request()
@@ -369,7 +395,7 @@ class Explorer(ExplorerTraits):
     def _validate_target(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
         if value is not None and not 0 <= value < self._classes:
-            raise traitlets.TraitError(
+            raise TargetRangeError(
                 f"target {value} is out of range: the model has {self._classes} classes "
                 f"(0..{self._classes - 1}); use None for each sample's predicted class"
             )
@@ -402,3 +428,8 @@ class Explorer(ExplorerTraits):
 
 def _rule(rule: Any) -> Any:
     return None if rule == "Gradient" else rule
+
+
+def _value_range(inputs: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of the inputs: the default bounds of box rules."""
+    return float(inputs.min()), float(inputs.max())

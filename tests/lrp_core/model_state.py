@@ -46,3 +46,33 @@ def tensor_objects(model: nn.Module) -> dict:
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+class ModelState:
+    """Everything of a model that explaining must leave exactly as it was: the state dict
+    (values and dtypes), the parameter and buffer objects, the hooks of every module and the
+    training flags.
+
+    >>> before = ModelState(model)
+    >>> ...  # anything that may fail
+    >>> before.assert_same(model)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.tensors = snapshot(model)
+        self.objects = tensor_objects(model)
+        self.training = [module.training for module in model.modules()]
+        self.modules = list(model.modules())
+
+    def assert_same(self, model: nn.Module) -> None:
+        assert_restored(model, self.tensors, self.objects)
+        assert set(tensor_objects(model)) == set(self.objects), "parameters added or removed"
+        assert list(model.modules()) == self.modules, "modules added or removed"
+        assert [module.training for module in model.modules()] == self.training
+        left = {
+            name: kind
+            for name, module in model.named_modules()
+            for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")
+            if getattr(module, kind)
+        }
+        assert not left, f"hooks left behind: {left}"
