@@ -105,7 +105,9 @@ def layer_rows(description: dict[str, Any]) -> list[dict[str, Any]]:
     """The tree of ``LiveExplanation.describe()`` as rows below the root, parents first.
 
     Each row: ``name``, ``parent``, ``type``, ``params``, ``leaf``, ``output_shape`` (of the
-    first output, or None).
+    first output, or None), ``group`` (name of the run of repeated blocks the row is a member
+    of, ``""`` for none; see ``lrp_core.live.repeated_groups``) and ``op`` (the operation type of
+    a captured functional operation, ``""`` for modules).
     """
     rows: list[dict[str, Any]] = []
 
@@ -120,6 +122,8 @@ def layer_rows(description: dict[str, Any]) -> list[dict[str, Any]]:
                     "params": child["params"],
                     "leaf": child["leaf"],
                     "output_shape": outputs[0],
+                    "group": child.get("group", ""),
+                    "op": child.get("op") or "",
                 }
             )
             walk(child, child["name"])

@@ -13,6 +13,9 @@ for bench in bench_engine bench_live bench_compare; do
 done
 echo "== bench_explorer"
 .venv/bin/python benchmarks/bench_explorer.py
+echo "== bench_tree"
+.venv/bin/python benchmarks/bench_tree.py --page tree
+.venv/bin/python benchmarks/bench_tree.py --page lab
 echo "== bench_datasets"
 .venv/bin/python benchmarks/bench_datasets.py throughput --samples 2000 --repeats 2
 .venv/bin/python benchmarks/bench_datasets.py memory --sizes 2000 20000

@@ -27,9 +27,9 @@ Everything a user, a widget or a test needs is imported from here. The modules b
 ``config``, ``snippet``
     An assignment as JSON and as a composite or Python source; both work on plain values (an
     assignment, a composite spec, a canonizer set name).
-``records``, ``targets``, ``describe``
+``records``, ``targets``, ``describe``, ``groups``
     Per-layer relevance records, conservation and ``LiveResult``; explanation targets; the
-    model as a tree.
+    model as a tree, with its runs of repeated blocks.
 """
 
 from .assignment import (
@@ -71,6 +71,7 @@ from .config import (
 from .describe import describe_model
 from .explanation import Live, LiveExplanation, live_from_config
 from .forward import LiveInputError, RuleFailedError, TrainingModeWarning
+from .groups import MIN_MEMBERS, RepeatedGroup, mark_groups, repeated_groups
 from .records import (
     OUTSIDE_MODULES,
     ConservationReport,
@@ -103,6 +104,7 @@ __all__ = [
     "FALLBACK",
     "FORMAT",
     "GRADIENT",
+    "MIN_MEMBERS",
     "OUTSIDE_MODULES",
     "OVERRIDE",
     "PLAIN",
@@ -121,6 +123,7 @@ __all__ = [
     "LiveInputError",
     "LiveResult",
     "Override",
+    "RepeatedGroup",
     "RuleAssignment",
     "RuleFailedError",
     "RuleNotApplicableError",
@@ -138,6 +141,8 @@ __all__ = [
     "conservation_report",
     "decode_value",
     "describe_model",
+    "mark_groups",
+    "repeated_groups",
     "encode_value",
     "live_from_config",
     "make_rule",

@@ -4,6 +4,13 @@ Each node: ``name`` (qualified name, ``""`` for the root), ``type`` (class name)
 (parameter elements of the module and its descendants), ``leaf``, ``input_shapes`` and
 ``output_shapes`` of its first call in the recorded forward (``None`` if it did not run), and for
 leaves ``rule``: ``{"name", "params", "origin"}`` of its effective rule; ``children`` in order.
+Members of a run of repeated blocks (see ``lrp_core.live.groups``) have ``group``: the group's
+name.
+
+Nodes of captured functional operations (a capture adds them as leaf children of the module
+whose forward called them) have ``op``: the operation type (``"matmul"``); their ``name`` is the
+captured name ``"<module>:<op>#<k>"`` (``"layers.0.self_attn:matmul#1"``), their ``type`` the
+operation type, ``params`` 0 and ``leaf`` true. Module nodes have no ``op``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import torch
 from torch import nn
 
 from .assignment import RuleAssignment
+from .groups import mark_groups
 
 
 def json_value(value: Any) -> Any:
@@ -75,4 +83,5 @@ def describe_model(
             while parent not in nodes:  # a parent registered under another name
                 parent = parent.rpartition(".")[0]
             nodes[parent]["children"].append(node)
+    mark_groups(nodes[""])
     return nodes[""]

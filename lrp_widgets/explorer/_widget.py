@@ -133,6 +133,9 @@ class Explorer(ExplorerTraits):
         description = self._live.describe()
         rows = layer_rows(description)
         self._layer_names = frozenset(row["name"] for row in rows)
+        self._children: dict[str, list[str]] = {}
+        for row in rows:
+            self._children.setdefault(row["parent"], []).append(row["name"])
         output = self._live.output
         self._classes = int(output.shape[1]) if output.ndim == 2 else 0
         self._publish_model(description, rows, inputs)
@@ -329,13 +332,36 @@ class Explorer(ExplorerTraits):
 
     # --- internals ---
     def _assign_each(self, rule: Any, names: list[str], params: dict[str, Any]) -> None:
-        """Assign ``rule`` to each of ``names``: leaves by name, other modules as subtrees."""
+        """Assign ``rule`` to each of ``names``: leaves by name, other modules as subtrees (all
+        the children of a module, e.g. a group of repeated blocks, as that module's subtree)."""
         rule = _rule(rule)
-        for name in names:
+        for name in self._covering(names):
             if name in self.rules:
                 self.live.assign(rule, name=name, **params)
             else:
                 self.live.assign(rule, within=name, **params)
+
+    def _covering(self, names: list[str]) -> list[str]:
+        """``names`` with every complete set of a module's children replaced by the module
+        (repeatedly, never by the root): ``blocks.0`` … ``blocks.39`` become ``blocks``, one
+        ``within`` override for the same leaves."""
+        chosen = list(dict.fromkeys(names))
+        while True:
+            present = set(chosen)
+            parent = next(
+                (
+                    p
+                    for p, children in self._children.items()
+                    if p and p not in present and present.issuperset(children)
+                ),
+                None,
+            )
+            if parent is None:
+                return chosen
+            children = set(self._children[parent])
+            first = next(i for i, name in enumerate(chosen) if name in children)
+            kept = [name for name in chosen if name not in children]
+            chosen = kept[:first] + [parent] + kept[first:]
 
     def _reset(self, names: list[str], request: int) -> None:
         def change() -> None:

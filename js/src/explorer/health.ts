@@ -16,7 +16,8 @@ export function createHealth(onSelect: (name: string) => void): {
   return {
     el,
     update(health, sample) {
-      const values = health.map((entry) => entry.leaving[sample] ?? entry.leaving[0] ?? 0);
+      // Number(): a non-finite total can arrive as a string ("NaN") or null from the kernel's JSON
+      const values = health.map((entry) => Number(entry.leaving[sample] ?? entry.leaving[0] ?? 0));
       const top = Math.max(1e-12, ...values.map((v) => (Number.isFinite(v) ? Math.abs(v) : 0)));
       const title = document.createElement("div");
       title.className = "lrp-panel-title";

@@ -4,7 +4,8 @@
  * wires them to the kernel (`../shared/kernel.ts`). The views in this folder are the Explorer's
  * own; what the Compare uses too lives in `../shared/`.
  *
- * Testing contract (stable): root class `lrp-explorer`; tree rows `data-layer` and `data-rule`;
+ * Testing contract (stable): root class `lrp-explorer`; tree rows `data-layer` and `data-rule`
+ * (group rows `data-group`, captured operations `data-op`; see `tree.ts`); `data-role="filter"`;
  * `data-role` = `rule-select`, `heatmap`, `status` (text contains `ready` / `error`),
  * `cmap-select`; parameter controls `data-param`. The root also exposes `data-requests`
  * (messages sent to the kernel), `data-compute-count` (relevance computations in the kernel) and
@@ -44,7 +45,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   const status = createStatus();
   const search = document.createElement("input");
   search.type = "search";
-  search.placeholder = "Filter layers by name or type";
+  search.placeholder = "Filter layers by name, type or operation";
   search.className = "lrp-search";
   search.dataset.role = "filter";
   const tree = createLayerTree(kernel.get("layers"), {

@@ -1,7 +1,8 @@
 /**
  * Rule panel for the selected layers: rule picker (`data-role="rule-select"`), the rule's
- * parameter controls (see `params.ts`), scope (the selection, or every layer of the first
- * selected layer's type), reset to the composite's rule (`data-role="reset"`), and the composite
+ * parameter controls (see `params.ts`), scope (the selection, or every leaf of one type within
+ * an enclosing subtree or the model: the first selected leaf's type, or for a module with
+ * children, such as a group of repeated blocks, the type of its first leaf), reset to the composite's rule (`data-role="reset"`), and the composite
  * preset picker (`data-role="composite-select"`, keeping or clearing overrides).
  * Parameter edits are debounced; the kernel validates them.
  */
@@ -61,6 +62,8 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
   el.append(title, rows, labelled("Composite", compositeSelect), labelled("keep overrides", keep));
 
   let selection: string[] = [];
+  /** The leaf whose type the bulk scopes use: the first selected layer, or the first leaf in it. */
+  let scopeLeaf: LayerInfo | undefined;
   let controls: ParamControl[] = [];
   let shownRule = "";
   let timer: number | undefined;
@@ -78,10 +81,9 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
     window.clearTimeout(timer);
     timer = undefined;
     el.dataset.pending = "false";
-    const first = byName.get(selection[0] ?? "");
-    const bulk = scope.value.startsWith("type:") && first;
+    const leaf = scope.value.startsWith("type:") ? scopeLeaf : undefined;
     const within = scope.value.slice("type:".length);
-    options.onAssign(selection, ruleSelect.value, paramValues(), bulk ? { type: first.type, within } : undefined);
+    options.onAssign(selection, ruleSelect.value, paramValues(), leaf ? { type: leaf.type, within } : undefined);
   };
   const sendSoon = (): void => {
     el.dataset.pending = "true";
@@ -116,7 +118,9 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
       compositeSelect.value = composite;
       const leaves = names.filter((name) => rules[name]);
       const first = names[0];
-      const state = leaves[0] !== undefined ? rules[leaves[0]] : undefined;
+      // a module with children (e.g. a group of blocks) shows the rule of its first leaf
+      const shown = leaves[0] ?? firstLeafIn(first ?? "", layers);
+      const state = shown !== undefined ? rules[shown] : undefined;
       el.classList.toggle("lrp-empty", names.length === 0);
       title.textContent =
         names.length === 0
@@ -125,13 +129,17 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
             ? `Rule of ${first}`
             : `Rule of ${names.length} layers`;
       const layer = byName.get(first ?? "");
+      scopeLeaf = byName.get(shown ?? "");
       const bulk: Array<[string, string]> = [];
-      if (layer) {
-        // every layer of this type in each enclosing subtree, then in the whole model
-        for (let parent = layer.parent; parent !== ""; parent = byName.get(parent)?.parent ?? "") {
-          bulk.push([`type:${parent}`, `every ${layer.type} in ${parent}`]);
+      if (layer && scopeLeaf) {
+        // every leaf of this type in each enclosing subtree (the selected module's own first,
+        // when it has children), then in the whole model
+        const type = scopeLeaf.type;
+        const start = layer.leaf ? layer.parent : layer.name;
+        for (let parent = start; parent !== ""; parent = byName.get(parent)?.parent ?? "") {
+          bulk.push([`type:${parent}`, `every ${type} in ${parent}`]);
         }
-        bulk.push(["type:", `every ${layer.type}`]);
+        bulk.push(["type:", `every ${type}`]);
       }
       setOptions(scope, [["selection", names.length > 1 ? "selected layers" : "this layer"], ...bulk]);
       if (!state) return;
@@ -147,4 +155,11 @@ export function createRulePanel(layers: readonly LayerInfo[], options: RulePanel
       reset.disabled = !leaves.some((name) => rules[name]?.origin === "override");
     },
   };
+}
+
+/** The first leaf (in tree order) inside the module `name`, if it has children. */
+function firstLeafIn(name: string, layers: readonly LayerInfo[]): string | undefined {
+  if (name === "") return undefined;
+  const prefix = `${name}.`;
+  return layers.find((layer) => layer.leaf && layer.op === "" && layer.name.startsWith(prefix))?.name;
 }

@@ -19,6 +19,16 @@ export interface LayerInfo {
   leaf: boolean;
   /** Shape of the first output in the recorded forward pass, or null. */
   output_shape: number[] | null;
+  /**
+   * Name of the run of repeated blocks this module is a member of (e.g. `"layers"` for
+   * `layers.0` … `layers.31`), `""` for none; see `lrp_core.live.groups`.
+   */
+  group: string;
+  /**
+   * Operation type of a captured functional operation (e.g. `"matmul"`; its `name` is the
+   * captured name `"layers.0.self_attn:matmul#1"`), `""` for modules.
+   */
+  op: string;
 }
 
 /** Where a layer's effective rule comes from. */
