@@ -1,0 +1,1 @@
+"""Internal machinery of the engine (hooks, captured operations, rule mechanics)."""
