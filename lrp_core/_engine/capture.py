@@ -59,6 +59,14 @@ def _map_tensors(obj: Any, fn: Callable, select: Callable[[Any], bool]) -> Any:
     return tree_unflatten([fn(t) if select(t) else t for t in flat], spec)
 
 
+def _converted(tensor: torch.Tensor) -> torch.Tensor:
+    """``to_relevance(tensor)``, keeping its activation tag."""
+    converted = to_relevance(tensor)
+    if getattr(tensor, ACTIVATION_TAG, False):
+        setattr(converted, ACTIVATION_TAG, True)
+    return converted
+
+
 def _tag_activation(output: Any) -> None:
     for tensor in tree_flatten(output)[0]:
         if isinstance(tensor, torch.Tensor):
@@ -202,8 +210,6 @@ class CaptureSession:
         return output
 
     def _apply_module_rule(self, rule: Any, call: OpCall, output: torch.Tensor) -> torch.Tensor:
-        if output.shape != call.operands[0].shape:
-            return output
         (input,) = call.operands
         if self.signal == "relevance":
             input = to_relevance(input)
@@ -237,7 +243,7 @@ class CaptureSession:
     def _run(self, call: OpCall, rule: Any) -> Any:
         relevance = self.signal == "relevance" and rule is not None
         if relevance:
-            call.operands = [to_relevance(t) if carries(t) else t for t in call.operands]
+            call.operands = [_converted(t) if carries(t) else t for t in call.operands]
         if self.probe is not None:
             call.operands = self.probe.inputs(call, call.operands)
         output = call.run() if rule is None else rule.apply(call)

@@ -2,9 +2,9 @@
 ``monkey_patch``) on one tiny model of ``transformer_models``. Run in a subprocess, since LXT
 patches the modeling modules process-wide:
 
-    python lxt_oracle.py FAMILY VARIANT OUT.pt    (VARIANT: attnLRP or cp_LRP)
+    python lxt_oracle.py VARIANT OUT_DIR FAMILY...    (VARIANT: attnLRP or cp_LRP)
 
-Writes ``{"relevance", "target", "logit"}``. LXT imports ``torchvision.models.vision_transformer``
+Writes ``OUT_DIR/FAMILY-VARIANT.pt`` holding ``{"relevance", "target", "logit"}`` per family. LXT imports ``torchvision.models.vision_transformer``
 (and Zennit, if installed, more of torchvision), so a stand-in torchvision is placed into
 ``sys.modules`` first; torchvision is not installed here.
 """
@@ -78,12 +78,11 @@ def _patch(family: str, variant: str) -> None:
     monkey_patch(modeling, getattr(lxt_models, variant))
 
 
-def main(family: str, variant: str, out: str) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    _stand_in_torchvision()
-    _patch(family, variant)
+def explain(family: str, variant: str) -> dict:
+    """LXT's relevance for the predicted class (position -1 for language models)."""
     from transformer_models import build, logits_of
 
+    _patch(family, variant)
     model, inputs, _ = build(family)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -92,8 +91,15 @@ def main(family: str, variant: str, out: str) -> None:
     target = int(logits[0].argmax())
     logits[0, target].backward()
     relevance = (inputs * inputs.grad).detach()
-    torch.save({"relevance": relevance, "target": target, "logit": float(logits[0, target])}, out)
+    return {"relevance": relevance, "target": target, "logit": float(logits[0, target].detach())}
+
+
+def main(variant: str, out_dir: str, *families: str) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    _stand_in_torchvision()
+    for family in families:  # ViT last: its patch of GELUActivation is process-wide
+        torch.save(explain(family, variant), Path(out_dir) / f"{family}-{variant}.pt")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])
