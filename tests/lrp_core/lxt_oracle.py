@@ -4,9 +4,10 @@ patches the modeling modules process-wide:
 
     python lxt_oracle.py VARIANT OUT_DIR FAMILY...    (VARIANT: attnLRP or cp_LRP)
 
-Writes ``OUT_DIR/FAMILY-VARIANT.pt`` holding ``{"relevance", "target", "logit"}`` per family. LXT imports ``torchvision.models.vision_transformer``
-(and Zennit, if installed, more of torchvision), so a stand-in torchvision is placed into
-``sys.modules`` first; torchvision is not installed here.
+Writes ``OUT_DIR/FAMILY-VARIANT.pt`` holding ``{"relevance", "target", "logit"}`` per family.
+LXT imports ``torchvision.models.vision_transformer`` (and Zennit, if installed, more of
+torchvision), so a stand-in torchvision is placed into ``sys.modules`` first; torchvision is not
+installed here.
 """
 
 from __future__ import annotations
