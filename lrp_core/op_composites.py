@@ -24,12 +24,11 @@ from torch import nn
 
 from ._engine.capture import CaptureSession
 from ._engine.operations import OP_TYPES, OpCall
+from .attention_rules import AttentionCP, AttentionUniform, MultiheadAttentionSplit
 from .composites import register_composite
 from .core import Composite
 from .op_rules import (
     ActivationIdentity,
-    AttentionCP,
-    AttentionUniform,
     BilinearUniform,
     ElementwiseIdentity,
     LinearEpsilon,
@@ -285,6 +284,7 @@ class AttnLRP(_TransformerComposite):
             ("softmax", SoftmaxDeepTaylor()),
             ("log_softmax", SoftmaxDeepTaylor()),
             ("attention", AttentionUniform(epsilon)),
+            ("multi_head_attention", MultiheadAttentionSplit()),
             ("mul", ProductUniform()),
         ]
 
@@ -300,6 +300,7 @@ class CPLRP(_TransformerComposite):
             ("softmax", SoftmaxConstant()),
             ("log_softmax", SoftmaxConstant()),
             ("attention", AttentionCP()),
+            ("multi_head_attention", MultiheadAttentionSplit()),
             ("mul", ProductGateStop()),
         ]
 

@@ -15,7 +15,6 @@ constant operand is linear in the other operand (no split).
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -31,8 +30,6 @@ from ._engine.operations import OpCall, carries
 
 __all__ = [
     "ActivationIdentity",
-    "AttentionCP",
-    "AttentionUniform",
     "BilinearUniform",
     "ElementwiseIdentity",
     "LinearEpsilon",
@@ -309,79 +306,3 @@ class NormIdentity(OpRule):
         rstd = torch.rsqrt(variance + eps)
         weight = None if weight is None else weight.detach()
         return normalized_gradient(input, output, rstd, weight, len(dims), call.op == "layer_norm")
-
-
-class AttentionUniform(OpRule):
-    """``scaled_dot_product_attention(q, k, v)`` as AttnLRP explains attention: the scores
-    ``q kᵀ`` and the output ``A v`` are bilinear products (``BilinearUniform``) and the softmax
-    follows ``SoftmaxDeepTaylor``. With all three carrying relevance and ``ε = 0`` this gives
-    ``q`` and ``k`` a quarter and ``v`` half of the plain gradient × input; masks, causal
-    masking, scale and grouped-query attention as in the call; dropout is off."""
-
-    ops = ("attention",)
-
-    def __init__(self, epsilon: float = 0.0) -> None:
-        self.epsilon = _check_epsilon(epsilon)
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"epsilon": self.epsilon}
-
-    def apply(self, call: OpCall) -> Any:
-        query, key, value = call.operands
-        if self.epsilon > 0:
-            return attention_math(call, BilinearUniform(self.epsilon))
-        scores_carry = carries(query) or carries(key)
-        weights_factor = 0.5 if carries(value) else 1.0
-        value_factor = 0.5 if scores_carry else 1.0
-        query_factor = weights_factor * (0.5 if carries(key) else 1.0)
-        key_factor = weights_factor * (0.5 if carries(query) else 1.0)
-        return call.run(
-            scale_gradient(query, query_factor) if carries(query) else query,
-            scale_gradient(key, key_factor) if carries(key) else key,
-            scale_gradient(value, value_factor) if carries(value) else value,
-            dropout_p=0.0,
-        )
-
-
-class AttentionCP(OpRule):
-    """``scaled_dot_product_attention`` as CP-LRP explains it: queries and keys get no relevance
-    (the attention weights are held constant), the values get all of it: ``R_v = v ⊙ Aᵀ(R/y)``."""
-
-    ops = ("attention",)
-
-    def apply(self, call: OpCall) -> Any:
-        query, key, value = call.operands
-        return call.run(query.detach(), key.detach(), value, dropout_p=0.0)
-
-
-def attention_math(call: OpCall, matmul_rule: OpRule) -> torch.Tensor:
-    """``scaled_dot_product_attention`` of ``call`` written out (scores, mask, softmax, values),
-    each product under ``matmul_rule``; equal to the fused function in value."""
-    query, key, value = call.operands
-    mask = call.argument(3, "attn_mask")
-    causal = call.argument(5, "is_causal", False)
-    scale = call.argument(6, "scale")
-    if call.argument(7, "enable_gqa", False) and key.size(-3) != query.size(-3):
-        repeat = query.size(-3) // key.size(-3)
-        key = key.repeat_interleave(repeat, dim=-3)
-        value = value.repeat_interleave(repeat, dim=-3)
-    scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
-    scores = _product(matmul_rule, query, key.transpose(-2, -1)) * scale
-    length, source = query.size(-2), key.size(-2)
-    if causal:
-        keep = torch.ones(length, source, dtype=torch.bool, device=query.device).tril()
-        scores = scores.masked_fill(~keep, float("-inf"))
-    if mask is not None:
-        scores = (
-            scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-        )
-    weights = torch.softmax(scores, dim=-1)
-    return _product(matmul_rule, weights, value)
-
-
-def _product(rule: OpRule, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    from ._engine.operations import spec_of
-
-    spec = spec_of(torch.matmul)
-    call = OpCall("", "matmul", "", torch.matmul, spec, (a, b), {}, [a, b])
-    return rule.apply(call)

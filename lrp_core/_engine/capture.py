@@ -26,7 +26,8 @@ mode stays active, every parameter keeps its ``requires_grad``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -231,6 +232,7 @@ class CaptureSession:
         name = f"{module}:{spec.op}#{index}"
         self.calls[name] = (spec.op, module)
         call = OpCall(name, spec.op, module, func, spec, args, kwargs, list(operands))
+        call.reenter = self._reentered
         rule = self.resolve(call)
         if rule is None and self.probe is None:
             output = func(*args, **kwargs)
@@ -239,6 +241,16 @@ class CaptureSession:
         if spec.op == "activation":
             _tag_activation(output)
         return output
+
+    @contextmanager
+    def _reentered(self) -> Iterator[None]:
+        """Capture again inside a captured call (its pieces are named under the same module)."""
+        mode = _Mode(self)
+        mode.__enter__()
+        try:
+            yield
+        finally:
+            mode.__exit__(None, None, None)
 
     def _run(self, call: OpCall, rule: Any) -> Any:
         relevance = self.signal == "relevance" and rule is not None

@@ -173,6 +173,8 @@ class OpCall:
     args: tuple
     kwargs: dict
     operands: list = field(default_factory=list)
+    #: context manager factory that switches capture on again inside the call (or None)
+    reenter: Any = None
 
     @property
     def carrying(self) -> list[bool]:

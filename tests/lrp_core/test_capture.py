@@ -9,7 +9,7 @@ from torch import nn
 
 from lrp_core.attribution import Gradient
 from lrp_core.composites import EpsilonPlusFlat, get_composite
-from lrp_core.op_composites import AttnLRP, CPLRP, Op, OpComposite
+from lrp_core.op_composites import CPLRP, AttnLRP, Op, OpComposite
 from lrp_core.op_rules import BilinearUniform, LinearEpsilon, OpPass, ResidualEpsilon
 
 D = torch.float64
@@ -130,7 +130,7 @@ def test_nothing_left_behind_after_success_and_after_an_error(net, name):
     assert torch._C._len_torch_function_stack() == 0
     assert _hooks(net) == 0
     assert [p.requires_grad for p in net.parameters()] == [
-        not (p is net.head.weight) for p in net.parameters()
+        p is not net.head.weight for p in net.parameters()
     ]
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
     # a plain forward afterwards is not captured and gives the model's gradient

@@ -12,12 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrp_core.attention_rules import AttentionCP, AttentionUniform
 from lrp_core.attribution import Gradient
 from lrp_core.op_composites import OpComposite
 from lrp_core.op_rules import (
     ActivationIdentity,
-    AttentionCP,
-    AttentionUniform,
     BilinearUniform,
     ElementwiseIdentity,
     LinearEpsilon,
