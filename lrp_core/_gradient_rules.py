@@ -1,15 +1,19 @@
-"""Rules computed from the incoming gradient (and the input where stated): Pass, ReLU rules."""
+"""Rules computed from the incoming gradient (and the input where stated): Pass, ReLU rules.
+
+Part of ``lrp_core.rules`` (which re-exports every class here), kept apart for its length. It
+lives beside ``rules`` rather than in ``lrp_core._engine`` because its rules subclass
+``lrp_core.core.Hook``, and the engine must not depend on ``core`` (which is built on it).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ._hook_function import ModuleCall
-from ._rule_base import _check_number, _Rule
+from ._engine import ModuleCall, RuleBase, check_number
 from .core import Hook
 
 
-class _GradientRule(_Rule, Hook):
+class _GradientRule(RuleBase, Hook):
     """A Hook rule computed from the incoming gradient (and the stored input if ``_uses_input``)."""
 
     _uses_input = False
@@ -67,13 +71,13 @@ class ReLUBetaSmooth(_GradientRule):
 
     def __init__(self, beta_smooth: float = 10.0):
         super().__init__()
-        self.beta_smooth = _check_number(beta_smooth, "beta_smooth", strict=True)
+        self.beta_smooth = check_number(beta_smooth, "beta_smooth", strict=True)
 
     def _map(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.beta_smooth * x) * grad
 
 
-class ReLUGuidedBackprop(_Rule, Hook):
+class ReLUGuidedBackprop(RuleBase, Hook):
     """R_in = grad_input ⊙ [R > 0] (the true gradient, kept only where the incoming one is > 0)."""
 
     def backward(self, module, grad_input, grad_output):

@@ -17,8 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._engine.functions import scale_gradient
-from ._engine.operations import OpCall, carries, spec_of
+from ._engine import OpCall, carries, scale_gradient, spec_of
 from .op_rules import BilinearUniform, OpRule, _check_epsilon
 
 __all__ = ["AttentionCP", "AttentionUniform", "MultiheadAttentionSplit", "attention_math"]

@@ -25,7 +25,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from ._attribution_base import (
+from ._engine import (
     Attributor,
     AttrOutput,
     BatchedAttributor,

@@ -14,18 +14,23 @@ from typing import Any
 
 import torch
 
-from ._composite import Composite
-from ._handles import RemovableHandle, RemovableHandleList
-from ._hook_function import CallRegistry, ModuleCall, post_forward, pre_forward
-from ._modifiers import (
+from ._engine import (
+    CallRegistry,
+    Composite,
     MissingParameterError,
+    ModuleCall,
     ParamMod,
+    RemovableHandle,
+    RemovableHandleList,
     Stabilizer,
-    _param_identity,
+    basic_relevance,
     expand,
+    post_forward,
+    pre_forward,
     stabilize,
+    true_gradient,
 )
-from ._relevance import basic_relevance, true_gradient
+from ._engine import param_identity as _param_identity
 
 __all__ = [
     "Stabilizer",

@@ -22,8 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from ._engine.capture import CaptureSession
-from ._engine.operations import OP_TYPES, OpCall
+from ._engine import OP_TYPES, CaptureSession, OpCall
 from .attention_rules import AttentionCP, AttentionUniform, MultiheadAttentionSplit
 from .composites import register_composite
 from .core import Composite

@@ -19,14 +19,15 @@ from typing import Any
 
 import torch
 
-from ._engine.capture import ACTIVATION_TAG
-from ._engine.functions import (
+from ._engine import (
+    ACTIVATION_TAG,
+    OpCall,
+    carries,
     epsilon_gradient,
     identity_gradient,
     normalized_gradient,
     scale_gradient,
 )
-from ._engine.operations import OpCall, carries
 
 __all__ = [
     "ActivationIdentity",

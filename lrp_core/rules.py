@@ -13,12 +13,25 @@ from typing import Any
 
 import torch
 
-from ._gamma import gamma_relevance, pack_sign
+from ._engine import (
+    LINEAR_TYPES,
+    ClampMod,
+    GammaMod,
+    ModuleCall,
+    NoMod,
+    ParamMod,
+    RuleBase,
+    Stabilizer,
+    add_terms,
+    check_number,
+    expand,
+    gamma_relevance,
+    pack_sign,
+    zero_params_list,
+)
+from ._engine import negative_part as _negative
+from ._engine import positive_part as _positive
 from ._gradient_rules import Pass, ReLUBetaSmooth, ReLUDeconvNet, ReLUGuidedBackprop
-from ._hook_function import ModuleCall
-from ._modifiers import ClampMod, GammaMod, NoMod, ParamMod, Stabilizer, _zero_params_list, expand
-from ._relevance import LINEAR_TYPES, add_terms
-from ._rule_base import _check_number, _Rule
 from .core import BasicHook, _identity
 
 __all__ = [
@@ -43,24 +56,8 @@ __all__ = [
 
 def zero_bias(zero_params: str | list[str] | None = None) -> list[str]:
     """``zero_params`` as a list, with ``'bias'`` added."""
-    names = _zero_params_list(zero_params)
+    names = zero_params_list(zero_params)
     return names if "bias" in names else [*names, "bias"]
-
-
-def _has_negative(x: torch.Tensor) -> bool:
-    return x.numel() > 0 and bool(x.min() < 0)
-
-
-def _positive(x: torch.Tensor) -> torch.Tensor:
-    """x⁺ (``x`` itself when it has no negative entries, e.g. after a ReLU: no copy)."""
-    return x.clamp(min=0) if _has_negative(x) else x
-
-
-def _negative(x: torch.Tensor) -> torch.Tensor:
-    """x⁻ (a broadcast zero when ``x`` has no negative entries: no memory)."""
-    if _has_negative(x):
-        return x.clamp(max=0)
-    return torch.zeros((), dtype=x.dtype, device=x.device).expand(x.shape)
 
 
 def _ones(x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +76,7 @@ def _gradient_only(inputs: tuple, gradients: tuple) -> torch.Tensor:
     return gradients[0]
 
 
-class _LRPRule(_Rule, BasicHook):
+class _LRPRule(RuleBase, BasicHook):
     """A BasicHook rule with a stabilizer and ``zero_params``.
 
     Its parameter modifiers and gradient mapper act element by element (``_elementwise``), so the
@@ -91,7 +88,7 @@ class _LRPRule(_Rule, BasicHook):
     def _setup(self, stabilizer: Any, zero_params: Any, stabilizer_name: str = "stabilizer"):
         self._stabilize = Stabilizer.ensure(stabilizer, stabilizer_name)
         self.zero_params = zero_params
-        return _zero_params_list(zero_params)
+        return zero_params_list(zero_params)
 
     def _ratio(self, out_grad: torch.Tensor, outputs: tuple) -> tuple:
         """The one-term gradient mapper R / stab(z)."""
@@ -167,8 +164,8 @@ class AlphaBeta(_LRPRule):
     _hyperparameters = ("alpha", "beta", "stabilizer", "zero_params")
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer=1e-6, zero_params=None):
-        self.alpha = _check_number(alpha, "alpha")
-        self.beta = _check_number(beta, "beta")
+        self.alpha = check_number(alpha, "alpha")
+        self.beta = check_number(beta, "beta")
         if not math.isclose(self.alpha - self.beta, 1.0, rel_tol=0, abs_tol=1e-9):
             raise ValueError(f"alpha - beta must be 1 (got alpha={alpha!r}, beta={beta!r})")
         zeros = self._setup(stabilizer, zero_params)
@@ -210,7 +207,7 @@ class Gamma(_LRPRule):
     _hyperparameters = ("gamma", "stabilizer", "zero_params")
 
     def __init__(self, gamma: float = 0.25, stabilizer=1e-6, zero_params=None):
-        self.gamma = _check_number(gamma, "gamma")
+        self.gamma = check_number(gamma, "gamma")
         zeros = self._setup(stabilizer, zero_params)
         self.stabilizer = stabilizer
         up = GammaMod(self.gamma, min=0.0, zero_params=zeros)
@@ -224,7 +221,7 @@ class Gamma(_LRPRule):
             negative = out_grad * (z < 0) / self._stabilize(add_terms(outputs[2], outputs[3]))
             return (positive, positive, negative, negative, None)
 
-        # the mapper's structure as data, for exact shortcuts (``lrp_core._linear_terms``): z is
+        # the mapper's structure as data, for exact shortcuts (``lrp_core.live.linear_terms``): z is
         # the output of term 4, the pair (0, 1) gets R·[z > 0], the pair (2, 3) R·[z < 0]
         mapper.sign_split = (4, (0, 1), (2, 3))
 
@@ -270,7 +267,7 @@ class ZBox(_LRPRule):
     def __init__(self, low, high, stabilizer=1e-6, zero_params=None):
         for name, value in (("low", low), ("high", high)):
             if not isinstance(value, torch.Tensor):
-                _check_number(value, name, minimum=-math.inf)
+                check_number(value, name, minimum=-math.inf)
         if bool(torch.any(torch.as_tensor(low) > torch.as_tensor(high))):
             raise ValueError("low must not exceed high (got low > high somewhere)")
         self.low, self.high = low, high

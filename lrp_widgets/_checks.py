@@ -19,8 +19,10 @@ def composite_key(name: str) -> str:
     """The registered name of a composite preset, from ``"epsilon_plus_flat"`` or its class-style
     spelling ``"EpsilonPlusFlat"``.
 
-    Raises:
-        ValueError: no composite is registered under that name; the message lists them.
+    Raises
+    ------
+    ValueError
+        no composite is registered under that name; the message lists them.
     """
     try:
         cls = get_composite(name)

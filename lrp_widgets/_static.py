@@ -15,8 +15,10 @@ class BundleMissingError(RuntimeError):
 def bundle_path(filename: str) -> Path:
     """Return the path of one bundle file, e.g. ``"explorer.js"``.
 
-    Raises:
-        BundleMissingError: the file does not exist; the message says how to build it.
+    Raises
+    ------
+    BundleMissingError
+        the file does not exist; the message says how to build it.
     """
     path = STATIC_DIR / filename
     if not path.is_file():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: set-up, lint, JS type check, unit tests,
+# The whole test suite on a fresh machine: set-up, lint, JS type check and lint, unit tests,
 # notebook execution and browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +15,10 @@ echo "== ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 
-echo "== front-end type check"
-(cd js && { [ -d node_modules ] || npm ci --silent; } && npm run --silent typecheck)
+echo "== front-end type check and lint (biome)"
+# npm ci also refreshes a node_modules made before a dev dependency was added (e.g. biome).
+(cd js && { [ -x node_modules/.bin/biome ] || npm ci --silent; } \
+    && npm run --silent typecheck && npm run --silent lint)
 
 echo "== pytest"
 "$PY" -m pytest "$@"

@@ -18,16 +18,24 @@ def conservation_error(
     is given (gradient x input style attributions, which distribute the output's score itself).
     0 for a perfectly conservative explanation.
 
-    Args:
-        relevance: input relevance ``(N, ...)``.
-        seed: the output weighting the backward pass started from ``(N, ...)``.
-        output: the model output, shaped like ``seed``; only for score-distributing methods.
+    Parameters
+    ----------
+    relevance : torch.Tensor
+        input relevance ``(N, ...)``.
+    seed : torch.Tensor
+        the output weighting the backward pass started from ``(N, ...)``.
+    output : torch.Tensor, optional
+        the model output, shaped like ``seed``; only for score-distributing methods.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         ``(N,)`` float tensor.
 
-    Raises:
-        EvaluationInputError: on NaN, mismatched shapes or a zero starting relevance.
+    Raises
+    ------
+    EvaluationInputError
+        on NaN, mismatched shapes or a zero starting relevance.
     """
     relevance = check_tensor("relevance", relevance)
     seed = check_tensor("seed", seed)
@@ -58,14 +66,20 @@ def sparseness(relevance: torch.Tensor) -> torch.Tensor:
     channels) ``gini = sum_i (2 i - n - 1) x_i / (n * sum_i x_i)``, ``i = 1..n``. A map with a
     single non-zero element scores ``1 - 1/n``; a constant map scores 0.
 
-    Args:
-        relevance: ``(N, ...)`` relevance.
+    Parameters
+    ----------
+    relevance : torch.Tensor
+        ``(N, ...)`` relevance.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         ``(N,)`` float tensor.
 
-    Raises:
-        EvaluationInputError: on NaN or a sample whose map is all zero (Gini undefined).
+    Raises
+    ------
+    EvaluationInputError
+        on NaN or a sample whose map is all zero (Gini undefined).
     """
     relevance = check_tensor("relevance", relevance)
     if relevance.ndim < 2:

@@ -31,12 +31,18 @@ Baseline = str | torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 class PerturbationCurves:
     """Result of :func:`region_perturbation`.
 
-    Attributes:
-        morf: ``(N, S+1)`` target scores, most relevant regions removed first.
-        lerf: ``(N, S+1)`` target scores, least relevant regions removed first.
-        fractions: ``(S+1,)`` fraction of regions replaced at each step.
-        abpc: ``(N,)`` area between the curves, ``mean_k(lerf_k - morf_k)``.
-        targets: ``(N,)`` explained classes.
+    Attributes
+    ----------
+    morf : torch.Tensor
+        ``(N, S+1)`` target scores, most relevant regions removed first.
+    lerf : torch.Tensor
+        ``(N, S+1)`` target scores, least relevant regions removed first.
+    fractions : torch.Tensor
+        ``(S+1,)`` fraction of regions replaced at each step.
+    abpc : torch.Tensor
+        ``(N,)`` area between the curves, ``mean_k(lerf_k - morf_k)``.
+    targets : torch.Tensor
+        ``(N,)`` explained classes.
     """
 
     morf: torch.Tensor
@@ -133,24 +139,38 @@ def region_perturbation(
 ) -> PerturbationCurves:
     """MoRF and LeRF perturbation curves and their area (ABPC); see the module docstring.
 
-    Args:
-        model: maps ``(B, C, H, W)`` to scores ``(B, classes)``; called under ``torch.no_grad``
-            and left unchanged (put it in eval mode yourself).
-        inputs: ``(N, C, H, W)``.
-        relevance: ``(N, C, H, W)`` like ``inputs`` or channel-summed ``(N, H, W)``.
-        target: class per sample (int, sequence or tensor); ``None``: the predicted class.
-        patch_size: side of the square regions in pixels.
-        regions_per_step: an int count, or a float fraction in ``(0, 1]`` of all regions
-            (rounded up to at least one region).
-        baseline: ``"zeros"``, ``"mean"``, ``"blur"``, a tensor or a callable, see
-            :func:`make_baseline`.
-        blur_sigma: standard deviation of the ``"blur"`` baseline.
-        batch_size: most images per model call (``None``: one call per step, ``2 N`` images).
-        progress: called as ``progress(k, S + 1)`` after step ``k`` of both curves is scored.
+    Parameters
+    ----------
+    model : Callable[[torch.Tensor], torch.Tensor]
+        maps ``(B, C, H, W)`` to scores ``(B, classes)``; called under ``torch.no_grad``
+        and left unchanged (put it in eval mode yourself).
+    inputs : torch.Tensor
+        ``(N, C, H, W)``.
+    relevance : torch.Tensor
+        ``(N, C, H, W)`` like ``inputs`` or channel-summed ``(N, H, W)``.
+    target : int | Sequence[int] | torch.Tensor, optional
+        class per sample (int, sequence or tensor); ``None``: the predicted class.
+    patch_size : int
+        side of the square regions in pixels.
+    regions_per_step : int | float
+        an int count, or a float fraction in ``(0, 1]`` of all regions
+        (rounded up to at least one region).
+    baseline : Baseline
+        ``"zeros"``, ``"mean"``, ``"blur"``, a tensor or a callable, see
+        :func:`make_baseline`.
+    blur_sigma : float
+        standard deviation of the ``"blur"`` baseline.
+    batch_size : int, optional
+        most images per model call (``None``: one call per step, ``2 N`` images).
+    progress : Progress, optional
+        called as ``progress(k, S + 1)`` after step ``k`` of both curves is scored.
 
-    Raises:
-        EvaluationInputError: on bad shapes, NaN, bad step sizes or targets.
-        Cancelled: when ``progress`` cancels.
+    Raises
+    ------
+    EvaluationInputError
+        on bad shapes, NaN, bad step sizes or targets.
+    Cancelled
+        when ``progress`` cancels.
     """
     inputs = check_tensor("inputs", inputs, ndim=(4,))
     relevance = check_tensor("relevance", relevance, ndim=(3, 4))

@@ -16,16 +16,23 @@ def relevance_mass_accuracy(relevance: torch.Tensor, mask: torch.Tensor) -> torc
     With ``r`` the channel-summed map ``(H, W)`` and ``P = max(r, 0)``:
     ``accuracy = sum(P * mask) / sum(P)``, in ``[0, 1]``.
 
-    Args:
-        relevance: ``(N, C, H, W)`` or ``(N, H, W)``.
-        mask: ``(N, H, W)`` or ``(N, 1, H, W)``, boolean or 0/1; not empty.
+    Parameters
+    ----------
+    relevance : torch.Tensor
+        ``(N, C, H, W)`` or ``(N, H, W)``.
+    mask : torch.Tensor
+        ``(N, H, W)`` or ``(N, 1, H, W)``, boolean or 0/1; not empty.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         ``(N,)`` float tensor.
 
-    Raises:
-        EvaluationInputError: on NaN, mismatched shapes, an empty mask or a map without
-            positive relevance.
+    Raises
+    ------
+    EvaluationInputError
+        on NaN, mismatched shapes, an empty mask or a map without
+        positive relevance.
     """
     r = heatmap("relevance", relevance)
     mask = check_mask("mask", mask, r.shape)
@@ -48,16 +55,24 @@ def pointing_game(
     pixel lies within Euclidean distance ``tolerance`` (in pixels) of it; ``tolerance=0``
     requires the point itself to be in the mask.
 
-    Args:
-        relevance: ``(N, C, H, W)`` or ``(N, H, W)``.
-        mask: ``(N, H, W)`` or ``(N, 1, H, W)``, boolean or 0/1; not empty.
-        tolerance: radius in pixels, ``>= 0``.
+    Parameters
+    ----------
+    relevance : torch.Tensor
+        ``(N, C, H, W)`` or ``(N, H, W)``.
+    mask : torch.Tensor
+        ``(N, H, W)`` or ``(N, 1, H, W)``, boolean or 0/1; not empty.
+    tolerance : float
+        radius in pixels, ``>= 0``.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         ``(N,)`` boolean tensor.
 
-    Raises:
-        EvaluationInputError: on NaN, mismatched shapes, an empty mask or a negative tolerance.
+    Raises
+    ------
+    EvaluationInputError
+        on NaN, mismatched shapes, an empty mask or a negative tolerance.
     """
     r = heatmap("relevance", relevance)
     mask = check_mask("mask", mask, r.shape)

@@ -17,10 +17,14 @@ Explain = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ClassSensitivity:
     """Result of :func:`class_sensitivity`.
 
-    Attributes:
-        similarity: ``(N,)`` similarity of the two maps (low: the map depends on the class).
-        targets: ``(N,)`` explained classes.
-        others: ``(N,)`` classes compared against.
+    Attributes
+    ----------
+    similarity : torch.Tensor
+        ``(N,)`` similarity of the two maps (low: the map depends on the class).
+    targets : torch.Tensor
+        ``(N,)`` explained classes.
+    others : torch.Tensor
+        ``(N,)`` classes compared against.
     """
 
     similarity: torch.Tensor
@@ -85,20 +89,32 @@ def class_sensitivity(
     ``R_t = explain(inputs, targets)`` and ``R_o = explain(inputs, others)``. A map that does not
     depend on the class scores 1; lower is more class-sensitive.
 
-    Args:
-        explain: ``explain(inputs, classes) -> relevance`` with ``classes`` a ``(N,)`` long tensor.
-        inputs: ``(N, ...)`` batch.
-        targets: the explained class, one for all or one per sample.
-        others: classes to compare with; ``None`` draws one uniformly among the other
-            ``num_classes - 1`` classes per sample (random-logit style).
-        num_classes: number of classes, needed when ``others`` is ``None``.
-        measure: ``"cosine"`` or ``"correlation"``.
-        generator: random generator for the draw, for reproducible results.
-        progress: called as ``progress(k, 2)`` after each of the two explanations.
+    Parameters
+    ----------
+    explain : Explain
+        ``explain(inputs, classes) -> relevance`` with ``classes`` a ``(N,)`` long tensor.
+    inputs : torch.Tensor
+        ``(N, ...)`` batch.
+    targets : int | Sequence[int] | torch.Tensor
+        the explained class, one for all or one per sample.
+    others : int | Sequence[int] | torch.Tensor, optional
+        classes to compare with; ``None`` draws one uniformly among the other
+        ``num_classes - 1`` classes per sample (random-logit style).
+    num_classes : int, optional
+        number of classes, needed when ``others`` is ``None``.
+    measure : str
+        ``"cosine"`` or ``"correlation"``.
+    generator : torch.Generator, optional
+        random generator for the draw, for reproducible results.
+    progress : Progress, optional
+        called as ``progress(k, 2)`` after each of the two explanations.
 
-    Raises:
-        EvaluationInputError: on bad arguments or maps of the wrong shape, NaN or all zero.
-        Cancelled: when ``progress`` cancels.
+    Raises
+    ------
+    EvaluationInputError
+        on bad arguments or maps of the wrong shape, NaN or all zero.
+    Cancelled
+        when ``progress`` cancels.
     """
     inputs = check_tensor("inputs", inputs)
     if measure not in ("cosine", "correlation"):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrp_core.config import register_canonizers
+from lrp_core.live import register_canonizers
 
 from .canonizers import demo_canonizers
 from .data import IMAGE_SIZE, SHAPES, generate
@@ -52,18 +52,25 @@ def make_batch(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch
     other images, not a prefix). Training draws seeds from ``train.TRAIN_SEED_BASE`` (1 000 000)
     upwards and validates on 999 999, so seeds below that give images the model never saw.
 
-    Parameters:
-        n: number of images (``>= 0``).
-        seed: non-negative integer seed.
+    Parameters
+    ----------
+    n
+        number of images (``>= 0``).
+    seed
+        non-negative integer seed.
 
-    Returns:
+    Returns
+    -------
         ``(images, labels, masks)``: ``images`` float32 ``[n, 3, 64, 64]`` normalised to
         ``[-1, 1]`` as the model expects, ``labels`` int64 ``[n]`` indexing :data:`CLASSES`,
         ``masks`` bool ``[n, 64, 64]``, true on the shape's pixels.
 
-    Raises:
-        TypeError: if ``n`` or ``seed`` is not an integer.
-        ValueError: if ``n`` or ``seed`` is negative.
+    Raises
+    ------
+    TypeError
+        if ``n`` or ``seed`` is not an integer.
+    ValueError
+        if ``n`` or ``seed`` is negative.
     """
     rgb, labels, masks = generate(n, seed)
     images = torch.from_numpy(rgb).mul_(INPUT_HIGH - INPUT_LOW).add_(INPUT_LOW)
@@ -73,14 +80,19 @@ def make_batch(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch
 def to_display_image(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """Undo the input normalisation for display: ``[..., 3, H, W]`` in ``[-1, 1]`` to uint8 RGB.
 
-    Parameters:
-        images: one image ``[3, H, W]`` or a batch ``[n, 3, H, W]``, tensor or array.
+    Parameters
+    ----------
+    images
+        one image ``[3, H, W]`` or a batch ``[n, 3, H, W]``, tensor or array.
 
-    Returns:
+    Returns
+    -------
         uint8 array ``[H, W, 3]`` or ``[n, H, W, 3]`` (channels last, values ``0..255``).
 
-    Raises:
-        ValueError: if the input does not have 3 or 4 dimensions with 3 channels at ``dim -3``.
+    Raises
+    ------
+    ValueError
+        if the input does not have 3 or 4 dimensions with 3 channels at ``dim -3``.
     """
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
@@ -103,8 +115,10 @@ def build_model() -> nn.Module:
 def load_model() -> nn.Module:
     """The trained demo model: shipped weights, float32, on the CPU, in eval mode.
 
-    Raises:
-        FileNotFoundError: if the weights file is missing from the installed package.
+    Raises
+    ------
+    FileNotFoundError
+        if the weights file is missing from the installed package.
     """
     weights = resources.files(__package__).joinpath(WEIGHTS_FILE)
     if not weights.is_file():

@@ -56,7 +56,8 @@ def demo_canonizers() -> list:
     Pass them to a composite (``EpsilonPlusFlat(canonizers=demo_canonizers())``) or apply them
     directly; a new list is returned on every call, since canonizer instances hold state.
 
-    Returns:
+    Returns
+    -------
         ``[SequentialMergeBatchNorm(), NamedMergeBatchNorm(...), AttributeCanonizer(...)]`` from
         :mod:`lrp_core.canonizers`.
     """

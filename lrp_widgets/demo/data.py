@@ -89,17 +89,24 @@ def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Classes are balanced: each of the ``len(SHAPES)`` classes occurs ``n // len(SHAPES)`` or one
     more times, in random order.
 
-    Parameters:
-        n: number of images (``>= 0``).
-        seed: non-negative integer seed of the local random generator.
+    Parameters
+    ----------
+    n
+        number of images (``>= 0``).
+    seed
+        non-negative integer seed of the local random generator.
 
-    Returns:
+    Returns
+    -------
         ``(rgb, labels, masks)``: ``rgb`` float32 ``[n, 3, 64, 64]`` in ``[0, 1]``, ``labels``
         int64 ``[n]`` indexing :data:`SHAPES`, ``masks`` bool ``[n, 64, 64]`` (the shape's pixels).
 
-    Raises:
-        TypeError: if ``n`` or ``seed`` is not an integer.
-        ValueError: if ``n`` or ``seed`` is negative.
+    Raises
+    ------
+    TypeError
+        if ``n`` or ``seed`` is not an integer.
+    ValueError
+        if ``n`` or ``seed`` is negative.
     """
     for name, value in (("n", n), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

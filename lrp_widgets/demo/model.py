@@ -32,8 +32,10 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 class ResidualBlock(nn.Module):
     """Two Conv+BatchNorm layers with an identity shortcut: ``relu2(bn2(conv2(...)) + x)``.
 
-    Parameters:
-        channels: number of input and output channels.
+    Parameters
+    ----------
+    channels
+        number of input and output channels.
     """
 
     def __init__(self, channels: int) -> None:
@@ -55,8 +57,10 @@ class ResidualBlock(nn.Module):
 class ShapeNet(nn.Module):
     """Small CNN classifying 64×64 RGB shape images (see the module docstring for its layout).
 
-    Parameters:
-        n_classes: number of output logits.
+    Parameters
+    ----------
+    n_classes
+        number of output logits.
     """
 
     def __init__(self, n_classes: int) -> None:

@@ -1,6 +1,6 @@
 """Helpers for the Compare widget's browser test: fingerprints of every cell's canvas and
 waiting for the kernel's answers on a Playwright page (see the testing contract at the top of
-``js/src/compare.ts``)."""
+``js/src/compare/index.ts``)."""
 
 from __future__ import annotations
 

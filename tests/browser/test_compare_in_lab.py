@@ -2,7 +2,7 @@
 
 A notebook builds ``Compare(load_model(), images[:3], ["EpsilonPlusFlat", "EpsilonGammaBox"],
 canonizers=demo_canonizers(), masks=masks[:3])`` and displays it. Checked through the testing
-contract at the top of ``js/src/compare.ts``:
+contract at the top of ``js/src/compare/index.ts``:
 
 - the grid renders: rows × columns cells whose canvases show a map (many colours);
 - the normalisation switch and the scale switch (99th percentile / maximum of |R|) recolour

@@ -1,5 +1,5 @@
 """The Compare page's colour maths (``js/src/compare/normalize.ts``) against independent numpy
-formulas and against the Python figure export (``lrp_widgets._compare_figure``), so the page and
+formulas and against the Python figure export (``lrp_widgets.compare._figure``), so the page and
 ``Compare.to_figure()`` colour a grid the same way.
 
 The module runs in Node.js on the same inputs (see ``conftest.run_ts``). Formulas
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrp_widgets._compare_figure import cell_maps, cell_scales
+from lrp_widgets.compare._figure import cell_maps, cell_scales
 
 # Reads cases from stdin, answers what normalize.ts computes for each.
 RUNNER = """

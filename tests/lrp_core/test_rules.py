@@ -284,8 +284,8 @@ def _tiny_chunks(module, budget):
 )
 def test_output_channel_slices_give_the_same_relevance(monkeypatch, name, rule, reference, kind):
     """Processing large layers in slices of output channels is exact (forced here on small ones)."""
-    import lrp_core._gamma
-    import lrp_core._relevance
+    import lrp_core._engine.gamma
+    import lrp_core._engine.relevance
 
     used = []
 
@@ -293,8 +293,8 @@ def test_output_channel_slices_give_the_same_relevance(monkeypatch, name, rule, 
         used.append(module)
         return _tiny_chunks(module, budget)
 
-    monkeypatch.setattr(lrp_core._relevance, "output_chunks", chunks)
-    monkeypatch.setattr(lrp_core._gamma, "output_chunks", chunks)
+    monkeypatch.setattr(lrp_core._engine.relevance, "output_chunks", chunks)
+    monkeypatch.setattr(lrp_core._engine.gamma, "output_chunks", chunks)
     layer, in_shape = make_layer(kind, True)
     x = inputs(in_shape, "mixed")
     relevance = torch.randn(layer(x).shape, dtype=torch.float64)

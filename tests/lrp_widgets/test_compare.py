@@ -23,9 +23,9 @@ from lrp_core.composites import (
     EpsilonPlus,
     EpsilonPlusFlat,
 )
-from lrp_core.config import ConfigError
+from lrp_core.live import ConfigError
 from lrp_widgets import Compare, Explorer
-from lrp_widgets._compare_columns import ColumnError
+from lrp_widgets.compare import ColumnError
 
 
 @pytest.fixture
@@ -124,8 +124,8 @@ def test_changing_one_column_reruns_only_that_column(grid: Compare, data):
     inputs, _ = data
     before = {key: dict(value) for key, value in grid.heatmaps.items()}
     calls = spy_explain(grid)
-    target = next(c for c in grid._columns if c.name == "EpsilonGammaBox")
-    grid.set_params("EpsilonGammaBox", gamma=0.5)
+    target = next(c for c in grid._session.columns if c.name == "EpsilonGammaBox")
+    grid.set_composite_params("EpsilonGammaBox", gamma=0.5)
     assert calls == [target.assignment]  # exactly one backward, with that column's rules
     assert grid.live.forward_count == 1
     assert grid.compute_count == 5
@@ -141,8 +141,8 @@ def test_changing_one_column_reruns_only_that_column(grid: Compare, data):
 def test_layer_override_of_one_column(grid: Compare, data):
     inputs, _ = data
     calls = spy_explain(grid)
-    grid.set_layer_params("EpsilonPlusFlat", "6", epsilon=0.5)  # the Linear layer's Epsilon
-    grid.set_layer_params("EpsilonPlusFlat", "2", rule="Gamma", gamma=1.0)
+    grid.set_params("6", column="EpsilonPlusFlat", epsilon=0.5)  # the Linear layer's Epsilon
+    grid.assign("Gamma", name="2", column="EpsilonPlusFlat", gamma=1.0)
     assert len(calls) == 2 and grid.compute_count == 6
     assert grid.columns[0]["overrides"] == [
         {"layer": "6", "rule": "Epsilon", "params": {"epsilon": 0.5, "zero_params": None}},
@@ -159,7 +159,7 @@ def test_config_forms_and_names(data):
     inputs, _ = data
     model = small_model()
     explorer = Explorer(small_model(), inputs, "epsilon_plus")  # its own model copy
-    explorer.assign("Gamma", "0", gamma=0.5)
+    explorer.assign("Gamma", name="0", gamma=0.5)
     configs = {
         "preset": "epsilon_plus_flat",
         "instance": EpsilonPlus(epsilon=0.01),
@@ -264,15 +264,15 @@ def test_bad_page_commands_keep_the_grid(grid: Compare, content, match):
 
 def test_bad_python_calls_raise_clear_errors(grid: Compare):
     with pytest.raises(ColumnError, match=r"there is no column 'Nope'; columns: \['Eps"):
-        grid.set_params("Nope", epsilon=0.1)
+        grid.set_composite_params("Nope", epsilon=0.1)
     with pytest.raises(ColumnError, match="'Gradient' has no registered composite"):
-        grid.set_params("Gradient", epsilon=0.1)
+        grid.set_composite_params("Gradient", epsilon=0.1)
     with pytest.raises(ColumnError, match="Gradient.*plain gradient, which has no parameters"):
-        grid.set_layer_params("Gradient", "0", epsilon=0.1)
+        grid.set_params("0", column="Gradient", epsilon=0.1)
     with pytest.raises(ColumnError, match="unknown rule 'Gamma2'"):
-        grid.set_layer_params("EpsilonPlusFlat", "0", rule="Gamma2")
+        grid.assign("Gamma2", name="0", column="EpsilonPlusFlat")
     with pytest.raises(ColumnError, match="'features.0' matches no module"):
-        grid.set_layer_params("EpsilonPlusFlat", "features.0", epsilon=0.1)
+        grid.set_params("features.0", column="EpsilonPlusFlat", epsilon=0.1)
     with pytest.raises(ColumnError, match=r"overrides\[0\]\.rule"):
         grid.add_column({"format": "lrp_core.live", "version": 1, "composite": None,
                          "overrides": [{"name": "0", "rule": "Nope"}]})  # fmt: skip
@@ -349,7 +349,7 @@ def test_close_restores_the_demo_model():
     before = {key: value.clone() for key, value in model.state_dict().items()}
     grid = Compare(model, images, ["EpsilonPlusFlat", "EpsilonGammaBox"],
                    canonizers=demo_canonizers(), masks=masks)  # fmt: skip
-    grid.set_params("EpsilonGammaBox", gamma=0.5)
+    grid.set_composite_params("EpsilonGammaBox", gamma=0.5)
     grid.close()
     after = model.state_dict()
     assert list(after) == list(before)

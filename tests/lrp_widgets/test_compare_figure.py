@@ -6,7 +6,7 @@ over all values of the group (grid / row / cell): ``scale_by="percentile"`` (def
 ``np.percentile(|values|, 99, method="lower")``, ``scale_by="max"`` ``max |value|``; a value v is
 drawn with the colour at ``(v / s + 1) / 2``, i.e. ``clim = (-s, s)`` (beyond: the end
 colours). Expected values are computed here with numpy from ``compare.relevance(name)``,
-independently of ``_compare_figure``.
+independently of ``compare._figure``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from lrp_core.cmap import CMAPS
 from lrp_widgets import Compare
-from lrp_widgets._compare_figure import cell_scales, colormap, grid_figure, group_scale
+from lrp_widgets.compare._figure import cell_scales, colormap, grid_figure, group_scale
 
 N, K = 3, 3
 

@@ -19,7 +19,7 @@ from lrp_core.composites import EpsilonPlusFlat
 from lrp_core.evaluation import class_sensitivity, region_perturbation, sparseness
 from lrp_core.live import LiveResult
 from lrp_widgets import Compare
-from lrp_widgets._compare_scores import ScoreOptions, cheap_scores
+from lrp_widgets.compare._scores import ScoreOptions, cheap_scores
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_cancel_stops_between_steps(grid: Compare):
 
 def test_changing_a_column_drops_its_long_scores(grid: Compare):
     grid.compute_scores(["faithfulness"])
-    grid.set_params("EpsilonPlusFlat", epsilon=0.1)
+    grid.set_composite_params("EpsilonPlusFlat", epsilon=0.1)
     assert list(grid.scores["faithfulness"]) == ["1"] and list(grid.curves) == ["1"]
 
 

@@ -120,7 +120,7 @@ def _static_buffers(widget):
 
 
 def test_catalog_lists_every_rule_with_defaults(inputs: torch.Tensor):
-    from lrp_core.rule_registry import RULES, register_rule, unregister_rule
+    from lrp_core.live import RULES, register_rule, unregister_rule
     from lrp_core.rules import Epsilon
 
     class Halved(Epsilon):
@@ -167,7 +167,7 @@ def test_assign_from_python_recomputes_with_the_rule():
     # Epsilon on a dense layer, target class t (seed one-hot):
     #   R_i = x_i * W[t, i] / (z_t + eps * sign(z_t)),  z = W x + b   (float64 reference)
     explorer, layer, x = linear_explorer(composite=None, target=1)
-    explorer.assign("Epsilon", "0", epsilon=0.5)
+    explorer.assign("Epsilon", name="0", epsilon=0.5)
     w, b = layer.weight.detach().double(), layer.bias.detach().double()
     z = x.double() @ w.T + b
     zt = z[:, 1:2]
@@ -183,7 +183,7 @@ def test_assign_from_python_recomputes_with_the_rule():
 
 def test_commands_from_the_page_match_python_commands(inputs: torch.Tensor):
     by_python, by_page = Explorer(small_model(), inputs), Explorer(small_model(), inputs)
-    by_python.assign("Gamma", ["1.conv"], gamma=0.5)
+    by_python.assign("Gamma", name=["1.conv"], gamma=0.5)
     count = by_page.compute_count
     message = {"type": "assign", "names": ["1.conv"], "rule": "Gamma", "request": 7}
     by_page._on_message(by_page, {**message, "params": {"gamma": 0.5}}, [])
@@ -195,7 +195,7 @@ def test_commands_from_the_page_match_python_commands(inputs: torch.Tensor):
 
 
 def test_invalid_value_shows_an_error_and_keeps_the_last_heatmap(explorer: Explorer):
-    explorer.assign("Epsilon", "3", epsilon=0.1)
+    explorer.assign("Epsilon", name="3", epsilon=0.1)
     before = (explorer.heatmap, explorer.rules)
     message = {"type": "assign", "names": ["3"], "rule": "Epsilon", "request": 3}
     explorer._on_message(explorer, {**message, "params": {"epsilon": -1.0}}, [])
@@ -210,7 +210,7 @@ def test_invalid_value_shows_an_error_and_keeps_the_last_heatmap(explorer: Explo
 
 def test_invalid_value_from_python_raises_and_shows_inline(explorer: Explorer):
     with pytest.raises(ValueError, match="gamma"):
-        explorer.assign("Gamma", "1.conv", gamma=-1.0)
+        explorer.assign("Gamma", name="1.conv", gamma=-1.0)
     assert explorer.status == "error" and "gamma" in explorer.error
     assert explorer.rules["1.conv"]["rule"] == "ZPlus"
 
@@ -230,7 +230,7 @@ def test_set_params_and_reset(explorer: Explorer):
         "params": {"epsilon": 1e-6, "zero_params": None},
         "origin": "composite",
     }
-    explorer.assign("Gamma", ["0", "1.conv"])
+    explorer.assign("Gamma", name=["0", "1.conv"])
     explorer.reset()
     assert all(state["origin"] != "override" for state in explorer.rules.values())
 
@@ -253,13 +253,13 @@ def test_bulk_assign_by_type(explorer: Explorer):
 
 
 def test_assign_to_a_subtree(explorer: Explorer):
-    explorer.assign("Epsilon", "1", epsilon=0.3)
+    explorer.assign("Epsilon", name="1", epsilon=0.3)
     assert explorer.rules["1.conv"]["params"]["epsilon"] == 0.3
     assert explorer.rules["0"]["rule"] == "Flat"
 
 
 def test_composite_presets_keep_or_clear_overrides(explorer: Explorer):
-    explorer.assign("Gamma", "1.conv")
+    explorer.assign("Gamma", name="1.conv")
     explorer.set_composite("epsilon_alpha2_beta1", keep_overrides=True)
     assert explorer.composite == "epsilon_alpha2_beta1"
     assert explorer.rules["1.conv"]["rule"] == "Gamma"
@@ -291,7 +291,7 @@ def test_predictions_are_top_classes_with_probabilities(explorer: Explorer):
 
 
 def test_config_code_and_composite_for_scripts(explorer: Explorer, inputs: torch.Tensor):
-    explorer.assign("Gamma", "1.conv", gamma=0.75)
+    explorer.assign("Gamma", name="1.conv", gamma=0.75)
     config = json.loads(explorer.config)
     assert config["overrides"][0]["rule"] == "Gamma"
     assert "Gamma(gamma=0.75" in explorer.to_code()
@@ -382,7 +382,7 @@ def test_unknown_layer_names_are_rejected(explorer: Explorer):
     with pytest.raises(ValueError, match=r"'1\.cnv' \(did you mean '1\.conv'"):
         explorer.select(["3", "1.cnv"])
     with pytest.raises(UnknownLayerError):
-        explorer.assign("Gamma", "nope")
+        explorer.assign("Gamma", name="nope")
     with pytest.raises(traitlets.TraitError):
         explorer.set_state({"selected": [""]})
     assert explorer.selected == ["0"]
@@ -394,7 +394,7 @@ def test_model_is_restored_on_close(inputs: torch.Tensor):
     model = small_model()
     before = {key: value.clone() for key, value in model.state_dict().items()}
     explorer = Explorer(model, inputs)
-    explorer.assign("Gamma", "0")
+    explorer.assign("Gamma", name="0")
     explorer.close()
     assert model.training  # eval mode only while the widget lives
     after = model.state_dict()

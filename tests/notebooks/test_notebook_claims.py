@@ -151,11 +151,11 @@ backward_relevance(BasicHook(param_modifiers=[lenient]), layer, x, relevance_out
     (
         'register_rule("PositiveWeights", PositiveWeights)',
         """
-from lrp_core.rule_registry import RULES
+from lrp_core.live import RULES
 assert RULES["PositiveWeights"] is PositiveWeights
 assert explorer.catalog["PositiveWeights"] == {"params": {"epsilon": 1e-6}}
 # the catalog is read when the widget is created: a rule registered later is not in it
-from lrp_core.rule_registry import unregister_rule
+from lrp_core.live import unregister_rule
 register_rule("LateRule", PositiveWeights)
 try:
     assert "LateRule" not in explorer.catalog
@@ -166,7 +166,7 @@ assert relus and all(explorer.rules[n]["rule"] == "Pass" for n in relus)
 """,
     ),
     (
-        'explorer.assign("PositiveWeights", convolutions, epsilon=1e-6)',
+        'explorer.assign("PositiveWeights", name=convolutions, epsilon=1e-6)',
         """
 for name in convolutions:
     state = explorer.rules[name]
@@ -181,7 +181,7 @@ assert all(abs(i - o) <= 1e-5 * max(abs(i), 1e-12) for i, o in pairs), entry
 """,
     ),
     (
-        'explorer.assign("ZPlus", convolutions, zero_params="bias")',
+        'explorer.assign("ZPlus", name=convolutions, zero_params="bias")',
         """
 assert torch.allclose(ours, builtin, atol=1e-6)
 assert explorer.rules["head.0"]["rule"] == "PositiveWeights"
@@ -383,7 +383,7 @@ for result in (without, with_canonizers):
 assert torch.allclose(without.relevance.sum(dim=(1, 2, 3)), 2 * seed_total, atol=1e-5)
 # the model-level check: input total − (seed total − Σ absorbed by modules) is +1 per image
 # without canonizers (created outside modules), 0 with them
-from lrp_core.records import OUTSIDE_MODULES
+from lrp_core.live import OUTSIDE_MODULES
 def unaccounted(result):
     absorbed = sum(r.entering - r.leaving for r in result.records.values())
     return result.relevance.sum(dim=(1, 2, 3)).double() - (result.seed.sum(dim=1) - absorbed)
@@ -504,7 +504,7 @@ for restored in (model, canonized_explorer.model):
 
 QUICKSTART = [
     (
-        'explorer.assign("Gamma", "features.4", gamma=0.5)',
+        'explorer.assign("Gamma", name="features.4", gamma=0.5)',
         """
 assert explorer.rules["features.4"] == {
     "rule": "Gamma", "params": explorer.rules["features.4"]["params"], "origin": "override"

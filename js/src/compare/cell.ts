@@ -3,10 +3,11 @@
  * column id): the relevance map on a canvas (`data-role="heatmap"`, `data-generation` = the
  * heatmap generation it shows), a hover crosshair, the cell's scores (`data-score="<name>"`), a PNG download button
  * (`data-role="download"`) and, on demand, the perturbation curves (`data-role="curve"`).
- * Everything here is drawn in the page; nothing asks the kernel.
+ * The map's pixels come from `../shared/paint.ts`, the same as the Explorer's heatmap. Everything
+ * here is drawn in the page; nothing asks the kernel.
  */
-import { bytesOf } from "../transport";
-import { colorPosition } from "../scale";
+import { bytesOf } from "../shared/arrays";
+import { paintRelevance } from "../shared/paint";
 import { curvePlot } from "./curve";
 import { formatScore } from "./scores";
 
@@ -137,17 +138,15 @@ export function createCell({ row, col, title, onHover }: CellOptions): CellView 
       const context = canvas.getContext("2d", { willReadFrequently: true });
       if (!context) return;
       const pixels = context.createImageData(width, height);
-      const out = pixels.data;
       const image = picture.images ? bytesOf(picture.images) : null;
-      const base = row * width * height * 3;
-      const a = image ? alpha : 1;
-      for (let i = 0; i < width * height; i++) {
-        const k = Math.floor(colorPosition(map[i] ?? 0, scale) * 255) * 3;
-        const j = base + i * 3;
-        const grey = image ? ((image[j] ?? 0) + (image[j + 1] ?? 0) + (image[j + 2] ?? 0)) / 3 : 0;
-        for (let ch = 0; ch < 3; ch++) out[i * 4 + ch] = (1 - a) * grey + a * (palette[k + ch] ?? 0);
-        out[i * 4 + 3] = 255;
-      }
+      // Without an input under it (the "heatmap" view), the map alone: opacity 1.
+      paintRelevance(pixels.data, map, {
+        scale,
+        palette,
+        alpha: image ? alpha : 1,
+        under: image,
+        underOffset: row * width * height * 3,
+      });
       context.putImageData(pixels, 0, 0);
       el.dataset.draws = String(Number(el.dataset.draws ?? "0") + 1);
     },

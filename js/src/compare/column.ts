@@ -1,13 +1,14 @@
 /**
  * Header of one Compare column (`data-role="column"`, `data-col` = column id): its name and
  * composite, remove / move buttons (`data-role="remove-column"`, `move-left`, `move-right`), the
- * composite's parameter controls (`data-param="<name>"`, the Explorer's `views/params.ts`) and
- * one group of controls per per-layer override. Edits go to the kernel through the callbacks;
+ * composite's parameter controls (`data-param="<name>"`, from `../shared/params.ts` as in the
+ * Explorer) and one group of controls per per-layer override. Edits go to the kernel through the callbacks;
  * the controls the user is editing keep their values when the columns trait changes.
  */
-import type { ColumnInfo, ColumnOverride } from "../types";
-import { button } from "../views/controls";
-import { type ParamControl, paramControl } from "../views/params";
+
+import { button } from "../shared/controls";
+import { type ParamControl, paramControl } from "../shared/params";
+import type { ColumnInfo, ColumnOverride } from "./types";
 
 export interface ColumnCallbacks {
   onParams: (id: number, params: Record<string, unknown>) => void;

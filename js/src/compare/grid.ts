@@ -4,8 +4,8 @@
  * row's colour bar). Rows are re-ordered in the DOM when sorted; cells are kept by
  * (row, column id), so a column added or moved never rebuilds the others.
  */
-import { bytesOf } from "../transport";
-import type { ArrayMessage } from "../types";
+import { bytesOf } from "../shared/arrays";
+import type { ArrayMessage } from "../shared/types";
 import { type CellView, createCell } from "./cell";
 
 export interface RowLabel {

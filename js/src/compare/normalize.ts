@@ -8,14 +8,15 @@
  *   `scale_by = "percentile"` (default): the 99th percentile of |value|, the element
  *   floor(0.99 · (n − 1)) of the n finite |values| sorted ascending (as the Explorer's heatmap;
  *   numpy: `np.percentile(|v|, 99, method="lower")`), so one extreme pixel cannot wash out the
- *   rest; `"max"`: the largest |value| (both in `../scale.ts`, shared with the Explorer);
+ *   rest; `"max"`: the largest |value| (both in `../shared/scale.ts`, shared with the Explorer);
  * - the colour of value v is the colormap at (v / s + 1) / 2, clipped to [0, 1] (values beyond
  *   ±s take the colormap's end colours), and at 0.5 when s = 0.
  */
-import { scaleOf } from "../scale";
-import type { Normalization, ScaleBy } from "../types";
+import { scaleOf } from "../shared/scale";
+import type { ScaleBy } from "../shared/types";
+import type { Normalization } from "./types";
 
-export { colorPosition } from "../scale";
+export { colorPosition } from "../shared/scale";
 
 /** Maps of the grid: `grid[row][column]` (columns in display order); null where missing. */
 export type MapGrid = Array<Array<Float32Array | null>>;

@@ -3,7 +3,7 @@
  * asks for. Rows without a value (null, not computed) go last in either direction; ties keep
  * input order.
  */
-import type { CompareTraits, SortState } from "../types";
+import type { CompareTraits, SortState } from "./types";
 
 export type Scores = CompareTraits["scores"];
 

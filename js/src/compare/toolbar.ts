@@ -6,8 +6,9 @@
  * sorting (`sort-score`, `sort-column`, `sort-direction`) and the long scores (`compute-scores`,
  * `cancel`, `progress`).
  */
-import type { ColumnInfo, CompareTraits, Normalization, ScaleBy, ScoreInfo, SortState } from "../types";
-import { button, labelled, opacitySlider, select, setOptions } from "../views/controls";
+import { button, labelled, opacitySlider, select, setOptions } from "../shared/controls";
+import type { ScaleBy } from "../shared/types";
+import type { ColumnInfo, CompareTraits, Normalization, ScoreInfo, SortState } from "./types";
 
 export interface ToolbarCallbacks {
   onAddPreset: (preset: string) => void;
@@ -82,7 +83,10 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
   scaleBy.addEventListener("change", () => callbacks.onScaleBy(scaleBy.value as ScaleBy));
   const reference = select("reference", [["-1", "none"]]);
   reference.addEventListener("change", () => callbacks.onReference(Number(reference.value)));
-  const cmap = select("cmap-select", palettes.map((n) => [n, n]));
+  const cmap = select(
+    "cmap-select",
+    palettes.map((n) => [n, n]),
+  );
   cmap.addEventListener("change", () => callbacks.onCmap(cmap.value));
   const opacity = opacitySlider(0.6);
   opacity.addEventListener("input", callbacks.onOpacity);
@@ -150,7 +154,10 @@ export function createToolbar(palettes: string[], callbacks: ToolbarCallbacks): 
     opacity: () => Number(opacity.value),
     update(state) {
       infos = state.scoreInfo;
-      setOptions(preset, state.presets.map((p) => [p, p]));
+      setOptions(
+        preset,
+        state.presets.map((p) => [p, p]),
+      );
       const columnOptions = state.columns.map((c): [string, string] => [String(c.id), c.name]);
       setOptions(reference, [["-1", "none"], ...columnOptions]);
       reference.value = String(state.reference);

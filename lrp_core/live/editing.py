@@ -1,0 +1,151 @@
+"""Editing a live explanation's rule assignment, validated against the recorded forward pass.
+
+``AssignmentEditing`` is the part of ``LiveExplanation`` that changes which rule each module gets
+(overrides, parameters, composite, configuration) and describes or exports the result. Every
+change is checked with ``check_applicable`` on the shapes of the recorded forward; a change that
+fails is undone, so the live explanation keeps its previous, working assignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core import Composite, Hook
+from . import config as config_format
+from . import snippet
+from .assignment import (
+    EffectiveRule,
+    RuleAssignment,
+    check_applicable,
+    composite_defaults,
+    reports_fallback,
+)
+from .describe import describe_model
+from .rule_registry import make_rule
+
+
+class AssignmentEditing:
+    """Mixin of ``LiveExplanation``: assignment changes, description and export."""
+
+    # --- assignment (validated against the recorded forward) ---
+    def validate(self, assignment: RuleAssignment | None = None) -> None:
+        """Raise ``RuleNotApplicableError`` naming the first module whose rule cannot apply."""
+        assignment = self.assignment if assignment is None else assignment
+        # a (module, rule) pair that passed on the recorded shapes passes again: check only the
+        # modules whose rule changed since the last validation (explain validates every time)
+        shapes, passed = getattr(self, "_passed_rules", (None, {}))
+        if shapes is not self.shapes:
+            passed = {}
+        checked = {}
+        for name, effective in assignment.effective_rules().items():
+            rule = effective.rule
+            if name not in passed or passed[name] is not rule:
+                inputs, outputs = self.shapes.get(name, (None, None))
+                check_applicable(rule, name, assignment.leaves[name], inputs, outputs)
+            checked[name] = rule
+        self._passed_rules = (self.shapes, checked)
+
+    def _change(self, change: Callable[[], Any]) -> Any:
+        assignment = self.assignment
+        saved = (dict(assignment.defaults), list(assignment.overrides), assignment.report_fallback)
+        try:
+            result = change()
+            self.validate()
+        except BaseException:
+            self.assignment.replace(*saved)
+            raise
+        return result
+
+    def assign(
+        self,
+        rule: Hook | str | None,
+        *,
+        name: str | None = None,
+        type: str | type | None = None,
+        within: str | None = None,
+        **params: Any,
+    ) -> list[str]:
+        """Override the rule of module ``name``, or of the leaves of ``type`` and/or ``within``.
+
+        ``rule`` is a rule instance, a registered rule name (with its ``params``) or None (plain
+        gradient). Returns the affected module names. No forward pass runs.
+        """
+        if isinstance(rule, str):
+            rule = make_rule(rule, params)
+        elif params:
+            raise TypeError(f"parameters {sorted(params)} are only accepted with a rule name")
+        return self._change(
+            lambda: self.assignment.assign(rule, name=name, type=type, within=within)
+        )
+
+    def set_params(self, name: str, **params: Any) -> Hook:
+        """Change parameters of module ``name``'s effective rule (an override from then on)."""
+        return self._change(lambda: self.assignment.set_params(name, **params))
+
+    def remove_override(
+        self, *, name: str | None = None, type: str | type | None = None, within: str | None = None
+    ) -> None:
+        """Remove the override with exactly this target."""
+        self._change(lambda: self.assignment.remove(name=name, type=type, within=within))
+
+    def clear_overrides(self) -> None:
+        """Back to the composite's rules."""
+        self._change(self.assignment.clear)
+
+    def set_composite(
+        self, composite: Composite | str | None, *, keep_overrides: bool = True, **params: Any
+    ) -> None:
+        """Take the default rules from another composite (its canonizers are not applied: the
+        canonizers stay those given at construction). No forward pass runs."""
+        previous = (self.composite, self.composite_name, self.composite_params)
+        self.composite_name, self.composite_params = None, dict(params)
+        try:
+            new = self._resolve_composite(composite)
+            defaults = composite_defaults(new, self.model)
+            overrides = self.assignment.overrides if keep_overrides else []
+            report = reports_fallback(new)
+            self._change(lambda: self.assignment.replace(defaults, overrides, report))
+        except BaseException:
+            self.composite, self.composite_name, self.composite_params = previous
+            raise
+        self.composite = new
+
+    def rule_of(self, name: str) -> EffectiveRule:
+        """Effective rule of module ``name`` with its parameters and origin."""
+        return self.assignment.effective(name)
+
+    def describe(self) -> dict:
+        """JSON-serialisable tree of the model's modules (see ``lrp_core.live.describe``)."""
+        return describe_model(self.model, self.assignment, self.shapes)
+
+    def _composite_spec(self) -> tuple[str, dict[str, Any]] | None:
+        return config_format.composite_spec(
+            self.composite, self.composite_name, self.composite_params
+        )
+
+    def to_json(self) -> str:
+        """The assignment as JSON (see ``lrp_core.live.config``)."""
+        return config_format.to_json(self)
+
+    def apply_config(self, config: str | dict) -> None:
+        """Replace composite and overrides from JSON (validated first; see
+        ``lrp_core.live.config``). On any error the assignment stays as it was."""
+        change = config_format.read_config(config, self.assignment, self.model, self.canonizers)
+        self._change(lambda: self.assignment.replace(change.defaults, change.overrides))
+        self.composite = change.composite
+        self.composite_name, self.composite_params = (
+            (None, {}) if change.spec is None else change.spec
+        )
+
+    def to_code(self) -> str:
+        """Python source building an equivalent composite (see ``lrp_core.live.snippet``)."""
+        spec = self._composite_spec()
+        canonizers = config_format.canonizer_set_name(self.canonizers)
+        return snippet.to_code(self.assignment, spec, canonizers)
+
+    def to_composite(self) -> Composite:
+        """An equivalent composite for scripts (use on another model copy or after close)."""
+        spec = self._composite_spec()
+        canonizers = config_format.canonizer_set_name(self.canonizers)
+        return snippet.to_composite(self.assignment, spec, canonizers)
