@@ -106,6 +106,8 @@ class MultiheadAttentionSplit(OpRule):
     attention weights carry no relevance."""
 
     ops = ("multi_head_attention",)
+    #: shapes what is captured (its pieces get their own rules), so a live explanation keeps it
+    structural = True
 
     def apply(self, call: OpCall) -> Any:
         if call.reenter is None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from ._engine import OP_TYPES, CaptureSession, OpCall
+from ._engine import OP_TYPES, CaptureConflictError, CaptureSession, OpCall
 from .attention_rules import AttentionCP, AttentionUniform, MultiheadAttentionSplit
 from .composites import register_composite
 from .core import Composite
@@ -42,7 +42,15 @@ from .op_rules import (
     SoftmaxDeepTaylor,
 )
 
-__all__ = ["AttnLRP", "CPLRP", "Op", "OpComposite"]
+__all__ = [
+    "AttnLRP",
+    "CPLRP",
+    "CaptureConflictError",
+    "Op",
+    "OpComposite",
+    "captured_tree",
+    "module_rules_of",
+]
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,9 @@ class OpComposite(Composite):
     ``op_rules`` maps call names to the registered rule copies.
     """
 
+    #: registered in ``composites.OP_COMPOSITES``, apart from the module-rule composites
+    captures_operations = True
+
     def __init__(
         self,
         op_map: Sequence = (),
@@ -167,13 +178,8 @@ class OpComposite(Composite):
         try:
             if self.composite is not None:
                 self.composite.register(module)
-            module_rules = {}
-            for name, child in module.named_modules():
-                rule = next((r for k, r in self.module_rules if _module_matches(k, child)), None)
-                if rule is not None:
-                    module_rules[name] = rule.copy()
             self.session = CaptureSession(
-                module, self._resolve, module_rules, self.signal, self.probe
+                module, self._resolve, module_rules_of(self, module), self.signal, self.probe
             )
             self.session.register()
         except BaseException:
@@ -201,6 +207,16 @@ class OpComposite(Composite):
             {"name": name, "op": op, "module": module, "rule": _rule_label(self.op_rules.get(name))}
             for name, (op, module) in self.session.calls.items()
         ]
+
+
+def module_rules_of(composite: OpComposite, model: nn.Module) -> dict[str, OpRule]:
+    """Qualified module name -> a copy of the op rule ``composite`` puts on that whole module."""
+    rules = {}
+    for name, child in model.named_modules():
+        rule = next((r for k, r in composite.module_rules if _module_matches(k, child)), None)
+        if rule is not None:
+            rules[name] = rule.copy()
+    return rules
 
 
 def _rule_label(rule: OpRule | None) -> str:

@@ -37,6 +37,8 @@ re-exported here.
 ``capture``
     ``CaptureSession``: a ``TorchFunctionMode`` that names each captured call and runs it
     through an op rule during a model's forward pass.
+``deferred``
+    ``deferred_call``: a captured call whose op rule is chosen in each backward pass (live).
 ``functions``
     The autograd functions op rules are made of (gradient scalings, epsilon and identity
     gradients, relevance <-> gradient × input conversion).
@@ -54,8 +56,9 @@ from .attribution_base import (
     check_output,
     check_positive_int,
 )
-from .capture import ACTIVATION_TAG, CaptureSession
+from .capture import ACTIVATION_TAG, CaptureConflictError, CaptureSession
 from .composite import Composite
+from .deferred import deferred_call
 from .functions import (
     epsilon_gradient,
     identity_gradient,
@@ -98,10 +101,12 @@ from .rule_base import RuleBase, check_number
 __all__ = [
     "ACTIVATION_TAG",
     "OP_TYPES",
+    "CaptureConflictError",
     "CaptureSession",
     "OpCall",
     "OpSpec",
     "carries",
+    "deferred_call",
     "epsilon_gradient",
     "identity_gradient",
     "normalized_gradient",

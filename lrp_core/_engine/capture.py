@@ -25,6 +25,7 @@ mode stays active, every parameter keeps its ``requires_grad``.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,14 @@ class _Mode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         return self.session.dispatch(func, args, kwargs or {})
+
+
+class CaptureConflictError(RuntimeError):
+    """The model's forward is already captured by another composite or live explanation."""
+
+
+#: models whose forward a session captures now (one session per model at a time)
+_CAPTURED: weakref.WeakSet = weakref.WeakSet()
 
 
 def _float_tensor(obj: Any) -> bool:
@@ -105,6 +114,7 @@ class CaptureSession:
         self.model, self.resolve, self.signal, self.probe = model, resolve, signal, probe
         self.module_rules = dict(module_rules or {})
         self.handles: list = []
+        self._claimed = False
         self.calls: dict[str, tuple[str, str]] = {}  # name -> (op, module), of the last forward
         self._mode: _Mode | None = None
         self._stack: list[str] = []
@@ -117,6 +127,14 @@ class CaptureSession:
     def register(self) -> None:
         """Hook the model (root hooks, one name hook pair per module, module rules)."""
         model = self.model
+        if model in _CAPTURED:
+            raise CaptureConflictError(
+                f"this {type(model).__name__} is already captured by an op composite or a live "
+                "explanation (AttnLRP, CPLRP, ...); remove or close that one first, or pass a "
+                "separate instance of the model"
+            )
+        _CAPTURED.add(model)
+        self._claimed = True
         self.handles.append(model.register_forward_pre_hook(self._enter, with_kwargs=True))
         for name, module in model.named_modules():
             rule = self.module_rules.get(name)
@@ -135,6 +153,9 @@ class CaptureSession:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        if self._claimed:
+            _CAPTURED.discard(self.model)
+            self._claimed = False
         self._leave()
 
     # --- root ---

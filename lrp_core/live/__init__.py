@@ -24,6 +24,8 @@ Everything a user, a widget or a test needs is imported from here. The modules b
 ``config``, ``snippet``
     An assignment as JSON and as a composite or Python source; both work on plain values (an
     assignment, a composite spec, a canonizer set name).
+``ops``
+    Rules on captured functional operations (``AttnLRP``, ``CPLRP``) that change live.
 ``records``, ``targets``, ``describe``
     Per-layer relevance records, conservation and ``LiveResult``; explanation targets; the
     model as a tree.
@@ -68,6 +70,7 @@ from .config import (
 from .describe import describe_model
 from .explanation import Live, LiveExplanation, live_from_config
 from .forward import LiveInputError, RuleFailedError, TrainingModeWarning
+from .ops import LiveOps, OpAssignmentError
 from .records import (
     OUTSIDE_MODULES,
     ConservationReport,
@@ -116,7 +119,9 @@ __all__ = [
     "Live",
     "LiveExplanation",
     "LiveInputError",
+    "LiveOps",
     "LiveResult",
+    "OpAssignmentError",
     "Override",
     "RuleAssignment",
     "RuleFailedError",

@@ -4,6 +4,8 @@ Each node: ``name`` (qualified name, ``""`` for the root), ``type`` (class name)
 (parameter elements of the module and its descendants), ``leaf``, ``input_shapes`` and
 ``output_shapes`` of its first call in the recorded forward (``None`` if it did not run), and for
 leaves ``rule``: ``{"name", "params", "origin"}`` of its effective rule; ``children`` in order.
+With captured operations (op composites), each module node also has ``ops``: the calls captured
+directly inside it, ``{"name", "op", "rule", "params", "origin"}`` in call order.
 """
 
 from __future__ import annotations
@@ -46,9 +48,14 @@ def describe_model(
     model: nn.Module,
     assignment: RuleAssignment | None = None,
     shapes: dict[str, tuple[list, list]] | None = None,
+    ops: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The tree of ``model``'s modules (see the module docstring) as nested dicts."""
     shapes = shapes or {}
+    ops_by_module: dict[str, list] = {}
+    for row in ops or ():
+        entry = {k: json_value(row[k]) for k in ("name", "op", "rule", "params", "origin")}
+        ops_by_module.setdefault(row["module"], []).append(entry)
     nodes: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
         leaf = next(module.children(), None) is None
@@ -69,6 +76,8 @@ def describe_model(
                 "params": json_value(effective.params),
                 "origin": effective.origin,
             }
+        if ops is not None:
+            node["ops"] = ops_by_module.get(name, [])
         nodes[name] = node
         if name:
             parent = name.rpartition(".")[0]

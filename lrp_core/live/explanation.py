@@ -26,6 +26,7 @@ from torch import nn
 
 from ..composites import get_composite
 from ..core import Composite, HookConflictError, RemovableHandleList, registered_hook
+from ..op_composites import OpComposite
 from .assignment import FALLBACK, RuleAssignment, composite_defaults, reports_fallback
 from .config import CANONIZERS, parse_config, read_canonizers, read_composite
 from .dispatch import DispatchHook, Superseded, TermCache, rule_relevance
@@ -37,6 +38,7 @@ from .forward import (
     run_forward,
     warn_fallbacks,
 )
+from .ops import LiveOps
 from .records import LiveResult, RecordCollector
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
@@ -116,6 +118,7 @@ class LiveExplanation(AssignmentEditing):
         self._input: torch.Tensor | None = None
         self._output: torch.Tensor | None = None
         self._closed = False
+        self.ops: LiveOps | None = None
         try:
             self._setup(eval_mode)
             self.set_inputs(inputs)
@@ -196,13 +199,17 @@ class LiveExplanation(AssignmentEditing):
             )
         for canonizer in self.canonizers:
             self._canonizer_instances.extend(canonizer.apply(model))
+        if isinstance(self.composite, OpComposite):
+            self.ops = LiveOps(self.composite, model, self._op_relevance)
+            self._handles.append(self.ops)
         modules = dict(model.named_modules())
         self.assignment = RuleAssignment(
             modules, composite_defaults(self.composite, model), reports_fallback(self.composite)
         )
         self._report_fallbacks()
         for name, module in self.assignment.leaves.items():
-            self._handles.append(DispatchHook(name, self._module_relevance).register(module))
+            if self.ops is None:  # with an op composite, the captured calls carry the rules
+                self._handles.append(DispatchHook(name, self._module_relevance).register(module))
         self._handles.append(model.register_forward_hook(self._count_forward))
 
     def _report_fallbacks(self) -> None:
@@ -256,7 +263,13 @@ class LiveExplanation(AssignmentEditing):
         """
         self._check_open()
         with self._lock:
-            x, output, shapes = run_forward(self.model, inputs)
+            previous = None if self.ops is None else self.ops.begin_forward()
+            try:
+                x, output, shapes = run_forward(self.model, inputs)
+            except BaseException:
+                if self.ops is not None:
+                    self.ops.restore(previous)
+                raise
             self._cache.clear()
             self._input, self._output, self.shapes = x, output, shapes
             self.last_result = None
@@ -290,6 +303,16 @@ class LiveExplanation(AssignmentEditing):
             ) from error
         state.collector.add(name, call.module, rule_label(rule), grad_outputs, result)
         return result
+
+    def _op_relevance(self, call, rule, entering: tuple, leaving: tuple) -> None:
+        """Record one captured call's relevance in the running pass (see ``lrp_core.live.ops``)."""
+        state = self._pass
+        if state is None:
+            return
+        if state.generation < self._latest_generation:
+            raise Superseded()
+        label = "Gradient" if rule is None else type(rule).__name__
+        state.collector.add(call.name, None, label, entering, leaving, kind=call.op)
 
     def request(self) -> int:
         """A new generation number; every computation with an older one is dropped or stopped."""

@@ -130,9 +130,16 @@ class RecordCollector:
         return tensor, sums, all(map(math.isfinite, sums.tolist()))
 
     def add(
-        self, name: str, module: torch.nn.Module, rule: str, entering: tuple, leaving: tuple
+        self,
+        name: str,
+        module: torch.nn.Module | None,
+        rule: str,
+        entering: tuple,
+        leaving: tuple,
+        kind: str | None = None,
     ) -> None:
-        """Record one module call: ``entering`` at its outputs, ``leaving`` at its inputs."""
+        """Record one module call (or captured operation, of type ``kind``): ``entering`` at its
+        outputs, ``leaving`` at its inputs."""
         ins = [self._sums(t, self._last) for t in entering if t is not None]
         # a rule that passes the relevance on unchanged returns the very tensor it got
         known = [(t, t._version, sums, finite) for t, sums, finite in ins]
@@ -145,7 +152,8 @@ class RecordCollector:
             tensors = tuple(t[0].detach().clone() if t else None for t in (entering, leaving))
         sums = ([s for _, s, _ in ins], [s for _, s, _ in outs])
         counts = (nonfinite_in, nonfinite_out)
-        self._calls.append((name, type(module).__name__, rule, sums, counts, tensors))
+        kind = type(module).__name__ if kind is None else kind
+        self._calls.append((name, kind, rule, sums, counts, tensors))
         self._records = None
 
     @property
