@@ -8,7 +8,7 @@ embeddings → logits of one position, which every attributor can explain::
     wrapped = EmbeddingModel(model, position=-1)
     embeddings = wrapped.embed(input_ids)
     with Gradient(wrapped, AttnLRP()) as attributor:
-        logits, relevance = attributor(embeddings, next_token_seed(wrapped, embeddings))
+        logits, relevance = attributor(embeddings, target_seed(wrapped(embeddings), token_id))
     token_relevance(relevance)  # (N, L)
 
 ``explain_tokens`` does these steps for targets given by class index, next-token id or top-k.

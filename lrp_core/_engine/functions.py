@@ -47,15 +47,17 @@ def scale_gradient(input: torch.Tensor, factor: float) -> torch.Tensor:
 class _EpsilonGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, output: torch.Tensor, epsilon: float) -> torch.Tensor:
-        detached = output.detach()
-        sign = torch.where(detached >= 0, 1.0, -1.0).to(detached.dtype)
-        ctx.save_for_backward(_safe_divide(detached, detached + epsilon * sign))
+        # the output itself is kept (no copy); the factor is made in the backward pass
+        ctx.save_for_backward(output.detach())
+        ctx.epsilon = epsilon
         return output.view_as(output)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (factor,) = ctx.saved_tensors
-        return grad * factor, None
+        (output,) = ctx.saved_tensors
+        # ε > 0, so the denominator y + ε·sign(y) (sign(0) = 1) is never 0
+        stabilized = output + torch.where(output >= 0, ctx.epsilon, -ctx.epsilon)
+        return grad * output / stabilized, None
 
 
 def epsilon_gradient(output: torch.Tensor, epsilon: float) -> torch.Tensor:
