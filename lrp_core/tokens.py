@@ -56,6 +56,7 @@ class EmbeddingModel(nn.Module):
         self.model = model
         self.position = position
         self.model_kwargs = model_kwargs
+        self.train(model.training)  # the wrapper is in the model's mode (eval for explaining)
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The (detached) input embeddings of ``input_ids`` ``(N, L)``."""

@@ -74,6 +74,7 @@ def test_targets_by_prediction_next_token_and_top_k():
 
 def test_position_and_model_keywords(model):
     wrapped = EmbeddingModel(model, position=1, scale=0.5)
+    assert not wrapped.training  # in the model's mode
     embeddings = wrapped.embed(IDS)
     expected = model(inputs_embeds=embeddings, scale=0.5)[0][:, 1]
     torch.testing.assert_close(wrapped(embeddings), expected)
