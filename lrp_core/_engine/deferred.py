@@ -6,9 +6,9 @@ rule's autograd functions) is built once per rule and kept, so a backward pass w
 rule costs one VJP, and a changed rule one local re-run of this call only. The values the model
 sees are those of the call, whatever the rule (op rules change gradients, never values).
 
-``report(call, rule, entering, leaving)`` receives, after each backward through the call, the
-relevance at its outputs (``y ⊙ g``) and at its relevance-carrying operands (``x ⊙ g_x``), the
-gradient × input form of the engine (see ``functions``).
+``report(call, rule, entering, leaving)`` receives, after each backward through the call,
+``(value, gradient)`` pairs at its outputs and at its relevance-carrying operands, whose products
+are the relevance there (the gradient × input form of the engine, see ``functions``).
 
 Which tensors carry relevance is decided in the forward pass, by the rules of that pass: a call
 whose rule then stops relevance (CP-LRP's softmax, a gate) gives a constant output, and products
@@ -83,11 +83,6 @@ class _RuleGraphs:
         return entry
 
 
-def _relevance(value: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """``value ⊙ gradient``, 0 where the gradient is 0 (masked scores hold -inf)."""
-    return torch.where(gradient == 0, 0.0, value.detach() * gradient)
-
-
 def _tensors(output: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
 
@@ -131,9 +126,8 @@ def deferred_call(
             torch.zeros_like(x) if g is None else g for x, g in zip(leaves, found, strict=True)
         )
         if report is not None:
-            entering = tuple(_relevance(o, g) for o, g in pairs if g is not None)
-            leaving = tuple(_relevance(x, g) for x, g in zip(leaves, found, strict=True))
-            report(call, rule, entering, leaving)
+            entering = tuple((o, g) for o, g in pairs if g is not None)
+            report(call, rule, entering, tuple(zip(leaves, found, strict=True)))
         return found
 
     flat, spec = tree_flatten(output)

@@ -312,7 +312,7 @@ class LiveExplanation(AssignmentEditing):
         if state.generation < self._latest_generation:
             raise Superseded()
         label = "Gradient" if rule is None else type(rule).__name__
-        state.collector.add(call.name, None, label, entering, leaving, kind=call.op)
+        state.collector.add_products(call.name, call.op, label, entering, leaving)
 
     def request(self) -> int:
         """A new generation number; every computation with an older one is dropped or stopped."""

@@ -130,16 +130,9 @@ class RecordCollector:
         return tensor, sums, all(map(math.isfinite, sums.tolist()))
 
     def add(
-        self,
-        name: str,
-        module: torch.nn.Module | None,
-        rule: str,
-        entering: tuple,
-        leaving: tuple,
-        kind: str | None = None,
+        self, name: str, module: torch.nn.Module, rule: str, entering: tuple, leaving: tuple
     ) -> None:
-        """Record one module call (or captured operation, of type ``kind``): ``entering`` at its
-        outputs, ``leaving`` at its inputs."""
+        """Record one module call: ``entering`` at its outputs, ``leaving`` at its inputs."""
         ins = [self._sums(t, self._last) for t in entering if t is not None]
         # a rule that passes the relevance on unchanged returns the very tensor it got
         known = [(t, t._version, sums, finite) for t, sums, finite in ins]
@@ -152,7 +145,25 @@ class RecordCollector:
             tensors = tuple(t[0].detach().clone() if t else None for t in (entering, leaving))
         sums = ([s for _, s, _ in ins], [s for _, s, _ in outs])
         counts = (nonfinite_in, nonfinite_out)
-        kind = type(module).__name__ if kind is None else kind
+        self._calls.append((name, type(module).__name__, rule, sums, counts, tensors))
+        self._records = None
+
+    def add_products(
+        self, name: str, kind: str, rule: str, entering: tuple, leaving: tuple
+    ) -> None:
+        """Record one captured operation whose relevance is ``value ⊙ gradient``: ``entering``
+        (at its outputs) and ``leaving`` (at its operands) are ``(value, gradient)`` pairs. The
+        products are summed per sample without being formed; they are formed only where the
+        tensors are kept or a sum is not finite (masked scores: ``-inf ⊙ 0`` counts as 0)."""
+        keep = self.keep_tensors(name)
+        ins = [_product_sums(v, g, keep) for v, g in entering]
+        outs = [_product_sums(v, g, keep) for v, g in leaving]
+        self._last = []
+        tensors = (None, None)
+        if keep:
+            tensors = tuple(side[0][2] if side else None for side in (ins, outs))
+        sums = ([s for s, _, _ in ins], [s for s, _, _ in outs])
+        counts = (sum(c for _, c, _ in ins), sum(c for _, c, _ in outs))
         self._calls.append((name, kind, rule, sums, counts, tensors))
         self._records = None
 
@@ -190,6 +201,22 @@ def _raw_sums(tensor: torch.Tensor) -> torch.Tensor:
     if t.ndim < 2:
         return t.reshape(-1, 1).sum(dim=1)
     return t.sum(dim=tuple(range(1, t.ndim)))
+
+
+def _product_sums(value: torch.Tensor, gradient: torch.Tensor, keep: bool) -> tuple:
+    """``(per-sample sums of value ⊙ gradient, non-finite count, the product or None)``; 0 where
+    the gradient is 0. The sums come from one batched dot product unless the product is kept
+    or the dot product is not finite."""
+    value, gradient = value.detach(), gradient.detach()
+    if not keep and value.ndim >= 2 and value.shape == gradient.shape:
+        rows = value.shape[0]
+        sums = torch.bmm(value.reshape(rows, 1, -1), gradient.reshape(rows, -1, 1)).reshape(rows)
+        if bool(torch.isfinite(sums).all()):
+            return sums, 0, None
+    product = torch.where(gradient == 0, 0.0, value * gradient)
+    sums = _raw_sums(product)
+    finite = bool(torch.isfinite(sums).all())
+    return sums, 0 if finite else _nonfinite([product]), product.clone() if keep else None
 
 
 def _as_float64(sums: list[torch.Tensor]) -> list[torch.Tensor]:

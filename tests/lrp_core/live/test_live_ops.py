@@ -169,6 +169,11 @@ def test_conservation_report_per_captured_operation():
     absorbed = sum(result.records[n].absorbed for n in report.names)
     seeded = result.seed.sum(1)  # the relevance put on the explained logits
     torch.testing.assert_close(result.relevance.sum((1, 2)) + absorbed, seeded)
+    with LiveExplanation(model, x, AttnLRP(epsilon=0.0)) as live:
+        kept = live.explain([0, 4], keep_tensors=["layers.1:softmax#0"]).records
+    softmax = kept["layers.1:softmax#0"]  # its tensors, formed: their sums are the totals
+    torch.testing.assert_close(softmax.relevance_in.sum((1, 2, 3)), softmax.leaving)
+    torch.testing.assert_close(softmax.entering, result.records["layers.1:softmax#0"].entering)
     kinds = {r.type for r in result.records.values()}
     assert {"linear", "matmul", "softmax", "mul", "add", "activation"} <= kinds
 
