@@ -38,7 +38,7 @@ from .forward import (
     run_forward,
     warn_fallbacks,
 )
-from .ops import LiveOps
+from .ops import LiveOps, OpAssignmentError
 from .records import LiveResult, RecordCollector
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
@@ -161,7 +161,14 @@ class LiveExplanation(AssignmentEditing):
             **kwargs,
         )
         try:
-            live.apply_config(parsed)
+            if live.ops is None:
+                live.apply_config(parsed)
+            elif parsed.get("overrides"):
+                raise OpAssignmentError(
+                    "overrides: module rule overrides do not apply to an op composite"
+                )
+            else:
+                live.ops.read_overrides(parsed.get("op_overrides", []))
         except BaseException:
             live.close()
             raise

@@ -28,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from .. import attention_rules, op_rules
 from .._engine import CaptureSession, OpCall, deferred_call
 from ..op_composites import OpComposite, module_rules_of
 from ..op_rules import OpRule
@@ -168,6 +169,31 @@ class LiveOps:
             )
         return names
 
+    def overrides_config(self) -> list[dict[str, Any]]:
+        """The overrides as JSON-friendly entries ``{"pattern", "rule", "params"}`` (rule None:
+        plain gradient)."""
+        return [
+            {
+                "pattern": pattern,
+                "rule": None if rule is None else type(rule).__name__,
+                "params": {} if rule is None else rule.hyperparameters(),
+            }
+            for pattern, rule in self.overrides
+        ]
+
+    def read_overrides(self, entries: Any) -> None:
+        """Assign the overrides ``overrides_config`` wrote; raises ``OpAssignmentError`` naming
+        the entry (the overrides are then as before)."""
+        if not isinstance(entries, list):
+            raise OpAssignmentError(f"op_overrides: expected a list, got {entries!r}")
+        saved = list(self.overrides)
+        try:
+            for index, entry in enumerate(entries):
+                self.assign(entry.get("pattern"), _op_rule(entry, f"op_overrides[{index}]"))
+        except BaseException:
+            self.overrides, self._chosen = saved, {}
+            raise
+
     def captured(self) -> list[dict[str, Any]]:
         """Every captured call of the forward pass: name, op, module, rule, params, origin."""
         rows = []
@@ -184,6 +210,29 @@ class LiveOps:
                 }
             )
         return rows
+
+
+def _op_rule(entry: Any, where: str) -> OpRule | None:
+    """The op rule an ``op_overrides`` entry names, made with its parameters."""
+    if not isinstance(entry, dict) or "rule" not in entry:
+        raise OpAssignmentError(f"{where}: expected {{'pattern', 'rule', 'params'}}, got {entry!r}")
+    if entry["rule"] is None:
+        return None
+    classes = {
+        name: getattr(module, name)
+        for module in (op_rules, attention_rules)
+        for name in module.__all__
+        if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), OpRule)
+    }
+    cls = classes.get(entry["rule"])
+    if cls is None:
+        raise OpAssignmentError(
+            f"{where}.rule: unknown op rule {entry['rule']!r}; known: {sorted(classes)}"
+        )
+    try:
+        return cls(**entry.get("params", {}))
+    except (TypeError, ValueError) as error:
+        raise OpAssignmentError(f"{where}.params: {error}") from None
 
 
 class _Deferring(OpRule):

@@ -308,3 +308,27 @@ def test_op_composites_by_name_and_apart_from_the_module_composites():
         torch.testing.assert_close(by_name, live.explain(1).relevance)
     assert {"attn_lrp", "cp_lrp"} <= set(OP_COMPOSITES)
     assert not {"attn_lrp", "cp_lrp"} & set(COMPOSITES)  # the widgets' and Zennit's set
+
+
+def test_configuration_round_trip_with_op_overrides():
+    model, twin, x = _model(), _model(), _inputs()
+    with LiveExplanation(model, x, AttnLRP(epsilon=1e-3)) as live:
+        live.assign_op("*:softmax#*", SoftmaxConstant())
+        live.set_op_params("layers.1.q:linear#0", epsilon=0.25)
+        live.assign_op("layers.0:mul#2", None)
+        text = live.to_json()
+        expected, rows = live.explain(3).relevance, live.captured
+    config = json.loads(text)
+    assert config["composite"]["name"] == "attn_lrp"
+    assert config["op_overrides"][1] == {
+        "pattern": "layers.1.q:linear#0",
+        "rule": "LinearEpsilon",
+        "params": {"epsilon": 0.25},
+    }
+    with LiveExplanation.from_config(twin, x, text) as loaded:
+        torch.testing.assert_close(loaded.explain(3).relevance, expected)
+        assert loaded.captured == rows
+    config["op_overrides"][0]["rule"] = "SoftmaxConstants"
+    with pytest.raises(OpAssignmentError, match=r"op_overrides\[0\].rule: unknown op rule"):
+        LiveExplanation.from_config(twin, x, config)
+    assert _hooks(twin) == 0
