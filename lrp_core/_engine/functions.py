@@ -21,9 +21,7 @@ import torch
 def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """``numerator / denominator``, 0 where the denominator is 0."""
     zero = denominator == 0
-    return torch.where(
-        zero, torch.zeros_like(numerator), numerator / denominator.masked_fill(zero, 1)
-    )
+    return (numerator / denominator.masked_fill(zero, 1)).masked_fill_(zero, 0)
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -55,9 +53,9 @@ class _EpsilonGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (output,) = ctx.saved_tensors
-        # ε > 0, so the denominator y + ε·sign(y) (sign(0) = 1) is never 0
-        stabilized = output + torch.where(output >= 0, ctx.epsilon, -ctx.epsilon)
-        return grad * output / stabilized, None
+        # y / (y + ε·sign(y)) = |y| / (|y| + ε) for every y (sign(0) = 1; ε > 0)
+        factor = output.abs()
+        return grad * factor.div_(factor + ctx.epsilon), None
 
 
 def epsilon_gradient(output: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -70,13 +68,15 @@ def epsilon_gradient(output: torch.Tensor, epsilon: float) -> torch.Tensor:
 class _IdentityGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(_safe_divide(output, input.detach()))
+        # both are kept as they are (the model's own gradient keeps them too), the ratio is made
+        # in the backward pass
+        ctx.save_for_backward(input.detach(), output.detach())
         return output.detach().view_as(output)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (ratio,) = ctx.saved_tensors
-        return grad * ratio, None
+        input, output = ctx.saved_tensors
+        return grad * _safe_divide(output, input), None
 
 
 def identity_gradient(input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
