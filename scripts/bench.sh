@@ -13,3 +13,5 @@ for bench in bench_engine bench_live bench_compare; do
 done
 echo "== bench_explorer"
 .venv/bin/python benchmarks/bench_explorer.py
+echo "== bench_notebooks"
+.venv/bin/python benchmarks/bench_notebooks.py

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -20,7 +19,9 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 RUNNER = REPO / "scripts" / "run_notebook.sh"
-MAX_SECONDS = 60  # the quickstart promise: headless in under a minute
+#: a guard against a hanging cell, not a speed target: how long the notebooks take is measured by
+#: benchmarks/bench_notebooks.py (the quickstart promise, under a minute each)
+CELL_TIMEOUT_SECONDS = 600
 
 
 def test_there_are_notebooks():
@@ -47,14 +48,13 @@ def test_notebook_runs(path: Path):
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
-        timeout=MAX_SECONDS,
+        timeout=CELL_TIMEOUT_SECONDS,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
-    start = time.monotonic()
     client.execute()  # raises CellExecutionError, naming the cell, on any error
-    elapsed = time.monotonic() - start
-    assert elapsed < MAX_SECONDS, f"{path.name} took {elapsed:.0f} s (limit {MAX_SECONDS} s)"
+    executed = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert executed and all(cell.execution_count is not None for cell in executed)
 
 
 def _write_notebook(path: Path, *sources: str) -> Path:
