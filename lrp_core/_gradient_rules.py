@@ -38,8 +38,7 @@ class _GradientRule(RuleBase, Hook):
 
     def _relevance(self, call: ModuleCall, grad_outputs: tuple) -> tuple:
         self.stored_tensors = call.stored
-        if self.store_grad_output:
-            call.stored["grad_output"] = grad_outputs
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         if not self._uses_input:
             inputs = [None] * len(grad_outputs)
         elif torch.is_grad_enabled():  # building a higher-order graph: stay connected to x

@@ -21,6 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ __all__ = [
     "Occlusion",
     "OutputSeed",
     "SmoothGrad",
+    "constant",
+    "identity",
     "occlude_independent",
     "occlude_outside",
     "occlude_window",
@@ -77,14 +80,23 @@ class Gradient(Attributor):
         self.create_graph = create_graph
         self.retain_graph = retain_graph
 
+    def grad(
+        self, input: torch.Tensor, attr_output_fn: AttrOutput | OutputSeed
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward and backward pass at ``input`` with the rules registered now.
+
+        Returns ``(output, gradient)``: the model output (with its graph) and the gradient of
+        ``⟨output, seed⟩`` with respect to ``input``. ``attr_output_fn`` gives the seed: a
+        callable of the (detached) output, or a tensor or None as ``attr_output``. The composite
+        is not registered here (``with attributor:`` does that). An input that does not require
+        gradients is replaced by a detached copy that does (the caller's tensor is not changed).
+        """
+        return self._seeded_pass(input, attr_output_fn, self.create_graph, self.retain_graph)
+
     def forward(
         self, input: torch.Tensor, attr_output_fn: Callable[[torch.Tensor], torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not input.requires_grad:
-            input = input.detach().requires_grad_(True)
-        output, gradient = self._gradient(
-            input, attr_output_fn, self.create_graph, retain_graph=self.retain_graph
-        )
+        output, gradient = self.grad(input, attr_output_fn)
         if not self.create_graph:
             output = output.detach()
         return output, gradient
@@ -229,6 +241,20 @@ class IntegratedGradients(MeanGradientAttributor):
         return output, difference * mean
 
 
+def identity(obj: Any) -> Any:
+    """Return ``obj`` unchanged (e.g. an ``attr_output`` that passes the output through)."""
+    return obj
+
+
+def constant(obj: Any) -> Callable[..., Any]:
+    """Return a function that ignores its arguments and always returns ``obj`` itself."""
+
+    def constant_function(*args: Any, **kwargs: Any) -> Any:
+        return obj
+
+    return constant_function
+
+
 def occlude_independent(
     input: torch.Tensor,
     mask: torch.Tensor,
@@ -294,6 +320,12 @@ class Occlusion(BatchedAttributor):
     ``occlusion_fn(input, mask)``, and every
     element inside the window adds the per-sample sum of the seeded output (see the module
     docstring). The returned output is the model output at the unoccluded input.
+
+    Forward calls: first the occluded inputs, window position by window position (axis by axis,
+    the last axis fastest), without gradients; last the unoccluded input, in the caller's grad
+    mode. With ``batch_size=1`` this is exactly the reference library's sequence of calls and
+    inputs; a larger ``batch_size`` concatenates that many consecutive occluded inputs along the
+    batch axis into one call (same order, fewer calls), and the unoccluded call stays last.
 
     Parameters
     ----------
@@ -379,11 +411,12 @@ class Occlusion(BatchedAttributor):
         relevance = torch.zeros_like(input)
         copies = self._copies_per_pass(input)
         with torch.no_grad():
-            output = check_output(self.model(input), batch=size)
             while chunk := list(itertools.islice(masks, copies)):
                 outputs = self.model(self._occluded(input, chunk))
                 outputs = check_output(outputs, batch=size * len(chunk)).split(size)
                 for mask, part in zip(chunk, outputs, strict=True):
                     scores = score_fn(part).reshape((size,) + trailing)
                     relevance += mask * scores
+        # the unoccluded pass comes last, in the caller's grad mode, as in the reference library
+        output = check_output(self.model(input), batch=size)
         return output, relevance

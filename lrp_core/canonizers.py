@@ -29,7 +29,12 @@ class Canonizer(ABC):
 
     @abstractmethod
     def apply(self, root_module: nn.Module) -> list[Canonizer]:
-        """Rewrite every matching part of ``root_module``; return the registered instances."""
+        """Rewrite every matching part of ``root_module``; return the registered instances.
+
+        The base implementation registers nothing and returns an empty list, so cooperative
+        subclasses can extend ``super().apply(root_module)``.
+        """
+        return []
 
     @abstractmethod
     def register(self, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +89,42 @@ def _output_channels(linear: nn.Module) -> int:
     return linear.out_features if isinstance(linear, nn.Linear) else linear.out_channels
 
 
+def _lift_shadows(modules: Sequence[nn.Module]) -> list[tuple[nn.Module, str, str, Any, Any]]:
+    """Move instance attributes that shadow a registered parameter or buffer into the registry.
+
+    The reference library's batch norm merge writes instance attributes over parameters and
+    buffers, and its ``remove()`` leaves them in place. The forward reads the shadowing value, so
+    it is made the registered one (the model computes the same); ``_restore_shadows`` puts every
+    object back. A shadow that is not a valid parameter (a merge of the reference library is
+    still active) is refused. Returns ``(module, registry, name, registered, shadow)`` records.
+    """
+    records = []
+    for module in modules:
+        for registry in ("_parameters", "_buffers"):
+            for name in [n for n in getattr(module, registry) if n in module.__dict__]:
+                shadow = module.__dict__[name]
+                if registry == "_parameters" and not (
+                    shadow is None or isinstance(shadow, nn.Parameter)
+                ):
+                    raise ValueError(
+                        f"MergeBatchNorm: {type(module).__name__}.{name} is overridden by an "
+                        "instance attribute that is not a parameter: another library's batch norm "
+                        "merge (e.g. zennit's MergeBatchNorm) is still applied; remove it first"
+                    )
+                records.append((module, registry, name, getattr(module, registry)[name], shadow))
+    for module, registry, name, _, shadow in records:
+        getattr(module, registry)[name] = shadow
+        del module.__dict__[name]
+    return records
+
+
+def _restore_shadows(records: list[tuple[nn.Module, str, str, Any, Any]]) -> None:
+    """Undo ``_lift_shadows``: the original registered objects and shadowing attributes."""
+    for module, registry, name, registered, shadow in reversed(records):
+        getattr(module, registry)[name] = registered
+        module.__dict__[name] = shadow
+
+
 class MergeBatchNorm(Canonizer):
     """Merge a batch norm into the linear layer(s) feeding it; the batch norm becomes an identity.
 
@@ -93,18 +134,26 @@ class MergeBatchNorm(Canonizer):
     back. The batch norm is then set to weight 1, bias 0, running mean 0, running var 1, eps 0.
     Several linears may share one batch norm if each feeds it on its own (not summed).
     ``remove()`` puts the original parameter and buffer objects back (a bias that was ``None`` is
-    ``None`` again).
+    ``None`` again). Instance attributes that shadow parameters or buffers (left behind by the
+    reference library's own merge) are taken into account and restored as well.
 
     This class merges the pairs given by ``pairs(root_module)``; subclasses find the pairs
     (``SequentialMergeBatchNorm``, ``NamedMergeBatchNorm``). ``register(linears, batch_norm)``
-    merges one pair directly.
+    merges one pair directly; ``linear_params`` (the original ``(weight, bias)`` per linear) and
+    ``batch_norm_params`` (the original batch norm state) are what ``remove()`` puts back.
+    ``linear_type`` and ``batch_norm_type`` are the module types that can be merged (subclasses
+    may narrow them).
     """
+
+    linear_type: tuple[type, ...] = (Linear,)
+    batch_norm_type: tuple[type, ...] = (BatchNorm,)
 
     def __init__(self) -> None:
         self.linears: list[nn.Module] = []
         self.batch_norm: nn.Module | None = None
-        self._linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
-        self._batch_norm_state: dict[str, Any] = {}
+        self.linear_params: list[tuple[nn.Parameter, nn.Parameter | None]] = []
+        self.batch_norm_params: dict[str, Any] = {}
+        self._shadows: list[tuple[nn.Module, str, str, Any, Any]] = []
 
     def pairs(self, root_module: nn.Module) -> Iterator[tuple[list[nn.Module], nn.Module]]:
         """Yield ``(linears, batch_norm)`` pairs of ``root_module`` to merge."""
@@ -126,6 +175,7 @@ class MergeBatchNorm(Canonizer):
                     )
                 seen.add(id(module))
             instance = MergeBatchNorm()
+            instance.linear_type, instance.batch_norm_type = self.linear_type, self.batch_norm_type
             instance.register(linears, batch_norm)
             return [instance]
 
@@ -145,9 +195,10 @@ class MergeBatchNorm(Canonizer):
                 UserWarning,
                 stacklevel=3,
             )
-        scale, shift = self._affine(batch_norm)
         self.batch_norm = batch_norm
         try:
+            self._shadows = _lift_shadows([*linears, batch_norm])
+            scale, shift = self._affine(batch_norm)
             self._merge_linears(linears, scale, shift)
             self._make_identity(batch_norm)
         except BaseException:
@@ -156,18 +207,26 @@ class MergeBatchNorm(Canonizer):
 
     def remove(self) -> None:
         """Restore the original parameter and buffer objects of the linears and the batch norm."""
-        for linear, (weight, bias) in zip(self.linears, self._linear_params, strict=True):
+        for linear, (weight, bias) in zip(self.linears, self.linear_params, strict=True):
             linear.weight = weight
             linear.bias = bias
         if self.batch_norm is not None:
-            for name, value in self._batch_norm_state.items():
+            for name, value in self.batch_norm_params.items():
                 setattr(self.batch_norm, name, value)
+        _restore_shadows(self._shadows)
         self.linears, self.batch_norm = [], None
-        self._linear_params, self._batch_norm_state = [], {}
+        self.linear_params, self.batch_norm_params, self._shadows = [], {}, []
 
     @staticmethod
-    def _check(linears: list[nn.Module], batch_norm: nn.Module) -> None:
-        if not isinstance(batch_norm, BatchNorm):
+    def merge_batch_norm(modules: Sequence[nn.Module], batch_norm: nn.Module) -> None:
+        """Merge ``batch_norm`` into the linear layers ``modules`` for good (nothing to remove).
+
+        The same merge as ``register``, but the original parameters are not kept.
+        """
+        MergeBatchNorm().register(modules, batch_norm)
+
+    def _check(self, linears: list[nn.Module], batch_norm: nn.Module) -> None:
+        if not isinstance(batch_norm, self.batch_norm_type):
             raise TypeError(
                 f"MergeBatchNorm: expected a batch norm layer, got {type(batch_norm).__name__}"
             )
@@ -179,7 +238,7 @@ class MergeBatchNorm(Canonizer):
         if not linears:
             raise ValueError("MergeBatchNorm: no linear layers given to merge the batch norm into")
         for linear in linears:
-            if not isinstance(linear, Linear):
+            if not isinstance(linear, self.linear_type):
                 raise TypeError(
                     "MergeBatchNorm: batch norms merge only into linear layers (nn.Linear, "
                     f"convolutions, transposed convolutions), got {type(linear).__name__}"
@@ -214,7 +273,7 @@ class MergeBatchNorm(Canonizer):
         for linear in linears:
             weight, bias = linear.weight, linear.bias
             self.linears.append(linear)
-            self._linear_params.append((weight, bias))
+            self.linear_params.append((weight, bias))
             old_bias = torch.zeros_like(shift) if bias is None else bias.detach().to(torch.float64)
             new_weight = _scaled_weight(linear, scale).to(weight.dtype)
             new_bias = (old_bias * scale + shift).to(weight.dtype)
@@ -233,7 +292,7 @@ class MergeBatchNorm(Canonizer):
             state["weight"] = batch_norm.weight
         if batch_norm.bias is not None:
             state["bias"] = batch_norm.bias
-        self._batch_norm_state = state
+        self.batch_norm_params = state
         # assigning a tensor to a registered buffer name replaces the buffer object in place;
         # var = 1 - eps makes var + eps exactly 1 while eps keeps its positive value (torch 2.10
         # to 2.12 reject eps = 0 in batch_norm)
@@ -260,7 +319,9 @@ class SequentialMergeBatchNorm(MergeBatchNorm):
                 continue
             children = list(module.children())
             for previous, current in zip(children, children[1:], strict=False):
-                if isinstance(previous, Linear) and isinstance(current, BatchNorm):
+                if isinstance(previous, self.linear_type) and isinstance(
+                    current, self.batch_norm_type
+                ):
                     yield [previous], current
 
 
@@ -319,6 +380,9 @@ class AttributeCanonizer(Canonizer):
         become child modules. ``remove()`` restores every original attribute object in its
         original place and deletes those that did not exist on the instance (so a class
         attribute such as the class's ``forward`` is visible again).
+
+    A registered instance holds ``module`` and ``attribute_keys`` (the names it set; None until
+    ``register``).
     """
 
     def __init__(
@@ -328,6 +392,7 @@ class AttributeCanonizer(Canonizer):
             raise TypeError("AttributeCanonizer: attribute_map must be callable(name, module)")
         self.attribute_map = attribute_map
         self.module: nn.Module | None = None
+        self.attribute_keys: list[str] | None = None
         self._originals: dict[str, tuple[str | None, Any, bool]] = {}
 
     def copy(self) -> AttributeCanonizer:
@@ -353,7 +418,7 @@ class AttributeCanonizer(Canonizer):
         """Set ``attributes`` on ``module``, remembering what was there."""
         if self.module is not None:
             raise RuntimeError("AttributeCanonizer instance is already registered; use copy()")
-        self.module = module
+        self.module, self.attribute_keys = module, list(attributes)
         try:
             for key, value in attributes.items():
                 self._originals[key] = _locate_attribute(module, key)

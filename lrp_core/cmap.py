@@ -2,17 +2,21 @@
 
 Source language
 ---------------
-A colour map source is a comma-separated list of nodes. Each node is a colour written as 3 or 6
-hexadecimal digits (``f00`` or ``ff0000``, an optional leading ``#`` is allowed), optionally
-preceded by a palette index and a colon: ``80:fff``. Indices are **hexadecimal** like the colours,
-``0`` to ``ff`` (0 to 255). Whitespace around tokens is ignored.
+A colour map source is a comma-separated list of at least two nodes (one trailing comma is
+allowed). Each node is a colour written as 3 or 6 hexadecimal digits (``f00`` or ``ff0000``),
+optionally preceded by a palette index and a colon: ``80:fff``. Indices are **hexadecimal** like
+the colours, 1 or 2 digits, ``0`` to ``ff`` (0 to 255); a one-digit index ``d`` means ``dd``, as
+the digits of a 3-digit colour do. Whitespace between tokens is ignored. Anything else (``#``,
+other characters, 4-digit colours, an index without a colour) is a
+:class:`ColorMapSyntaxError`, a ``RuntimeError`` as in the reference library (and a
+``ValueError``).
 
 Nodes without an index are spread evenly: the first one sits at index 0, the last one at 255,
 and a run of unindexed nodes between two indexed ones divides that interval into equal parts
-(positions rounded down to whole indices). Indices must increase from node to node. The
+(positions rounded down to whole indices). Indices must not decrease from node to node. The
 256-entry palette is obtained by linear interpolation between the nodes (per RGB channel),
 truncated to whole values; before the first and after the last node the palette holds that
-node's colour. Rounding and the built-in maps follow the reference library exactly.
+node's colour. The language, rounding and the built-in maps follow the reference library exactly.
 
 Examples: ``"000,fff"`` (black to white), ``"00f,fff,f00"`` (blue, white, red), and
 ``"0:000,40:f00,ff:fff"`` (black, red at index 64, white).
@@ -22,10 +26,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["BUILTIN_SOURCES", "CMAPS", "ColorMap", "LazyColorMapCache", "parse_source"]
+__all__ = [
+    "BUILTIN_SOURCES",
+    "CMAPS",
+    "CMapToken",
+    "ColorMap",
+    "ColorMapSyntaxError",
+    "ColorNode",
+    "LazyColorMapCache",
+    "parse_nodes",
+    "parse_source",
+    "tokenize",
+]
 
 PALETTE_SIZE = 256
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
@@ -59,27 +75,114 @@ BUILTIN_SOURCES: dict[str, str] = {
 }
 
 
-def _parse_colour(token: str, text: str) -> np.ndarray:
-    """Parse ``text`` (3 or 6 hex digits, optional ``#``) into an RGB float array in 0..255."""
-    digits = text[1:] if text.startswith("#") else text
-    if len(digits) not in (3, 6) or not set(digits) <= _HEX_DIGITS:
-        raise ValueError(
-            f"Bad colour {text!r} in colour map token {token!r}: write a colour as 3 or 6 "
-            "hexadecimal digits, e.g. 'f00' or 'ff0000'."
-        )
-    if len(digits) == 3:
-        digits = "".join(char * 2 for char in digits)
-    return np.array([int(digits[pos : pos + 2], 16) for pos in (0, 2, 4)], dtype=np.float64)
+class CMapToken(NamedTuple):
+    """A token of a colour map source: its ``type`` (``"longcolor"``, ``"shortcolor"``,
+    ``"index"``, ``"adsep"``, ``"sep"``, ``"whitespace"`` or ``"error"``), text and position."""
+
+    type: str
+    value: str
+    pos: int
 
 
-def _parse_index(token: str, text: str) -> int:
-    """Parse a hexadecimal palette index ``text`` (0..ff)."""
-    if not text or len(text) > 2 or not set(text) <= _HEX_DIGITS:
-        raise ValueError(
-            f"Bad index {text!r} in colour map token {token!r}: an index is a hexadecimal "
-            "number from 0 to ff, written before the colour as in '80:fff'."
-        )
-    return int(text, 16)
+class ColorNode(NamedTuple):
+    """A parsed node of a colour map: palette ``index`` (0..255) and RGB ``value`` (0..255)."""
+
+    index: int
+    value: np.ndarray
+
+
+class ColorMapSyntaxError(RuntimeError, ValueError):
+    """A colour map source does not follow the colour map language (see the module docstring)."""
+
+
+def tokenize(source: str) -> list[CMapToken]:
+    """Split a colour map source into tokens (whitespace and unknown text included).
+
+    A run of hexadecimal digits is cut from the left into colours of 6 digits, then 3 digits, and
+    a remainder of 1 or 2 digits, which is an index; anything that is no token starts an
+    ``"error"`` token reaching to the end of its line.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"A colour map source must be a string, got {type(source).__name__}.")
+    tokens, pos = [], 0
+    while pos < len(source):
+        char = source[pos]
+        if char.isspace():
+            end = pos
+            while end < len(source) and source[end].isspace():
+                end += 1
+            kind = "whitespace"
+        elif char in _HEX_DIGITS:
+            run = 0
+            while pos + run < len(source) and source[pos + run] in _HEX_DIGITS:
+                run += 1
+            width, kind = (
+                (6, "longcolor") if run >= 6 else (3, "shortcolor") if run >= 3 else (run, "index")
+            )
+            end = pos + width
+        elif char in ":,":
+            end, kind = pos + 1, "adsep" if char == ":" else "sep"
+        else:
+            newline = source.find("\n", pos)
+            end, kind = (len(source) if newline < 0 else newline), "error"
+        tokens.append(CMapToken(kind, source[pos:end], pos))
+        pos = end
+    return tokens
+
+
+def _node_text(source: str, pos: int) -> str:
+    """The comma-separated node of ``source`` around position ``pos``."""
+    start = (
+        source.rfind(",", 0, pos) + 1
+        if pos < len(source)
+        else source.rstrip(", \t\n").rfind(",") + 1
+    )
+    end = source.find(",", max(pos, start))
+    return source[start : len(source) if end < 0 else end].strip()
+
+
+def _syntax_error(source: str, token: CMapToken | None, expected: str) -> ColorMapSyntaxError:
+    pos = len(source) if token is None else token.pos
+    node = _node_text(source, pos)
+    where = f"in node {node!r}" if node else "(empty node)"
+    return ColorMapSyntaxError(
+        f"Colour map source {source!r}: expected {expected} {where}. Write comma-separated "
+        "colours of 3 or 6 hex digits, each optionally preceded by a hex index and ':', "
+        "e.g. '00f,80:fff,f00'."
+    )
+
+
+def parse_nodes(source: str) -> list[tuple[int | None, np.ndarray]]:
+    """Parse a source into ``(index or None, rgb)`` nodes; raise :class:`ColorMapSyntaxError`.
+
+    Grammar: ``node ("," node)* [","]`` with at least two nodes, ``node = [index ":"] colour``.
+    A one-digit index ``d`` stands for ``dd`` (like the digits of a 3-digit colour).
+    """
+    tokens = [token for token in tokenize(source) if token.type != "whitespace"]
+    nodes: list[tuple[int | None, np.ndarray]] = []
+    pos = 0
+    while pos < len(tokens):
+        index = None
+        if tokens[pos].type == "index":
+            if pos + 1 >= len(tokens) or tokens[pos + 1].type != "adsep":
+                raise _syntax_error(
+                    source, tokens[pos + 1] if pos + 1 < len(tokens) else None, "':'"
+                )
+            digits = tokens[pos].value
+            index, pos = int(digits * 2 if len(digits) == 1 else digits, 16), pos + 2
+        token = tokens[pos] if pos < len(tokens) else None
+        if token is None or token.type not in ("longcolor", "shortcolor"):
+            raise _syntax_error(source, token, "a colour")
+        digits = token.value if len(token.value) == 6 else "".join(c * 2 for c in token.value)
+        rgb = np.array([int(digits[at : at + 2], 16) for at in (0, 2, 4)], dtype=np.float64)
+        nodes.append((index, rgb))
+        pos += 1
+        if pos < len(tokens) and tokens[pos].type != "sep":
+            raise _syntax_error(source, tokens[pos], "','")
+        pos += 1
+    if len(nodes) < 2:
+        raise _syntax_error(source, None, "at least two colours")
+    return nodes
 
 
 def parse_source(source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,39 +196,24 @@ def parse_source(source: str) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     positions, colours:
-        Float arrays of shape (K,) with positions in 0..255 (increasing) and (K, 3) with RGB
+        Float arrays of shape (K,) with positions in 0..255 (non-decreasing) and (K, 3) with RGB
         values in 0..255.
 
     Raises
     ------
     TypeError
         If ``source`` is not a string.
-    ValueError
-        If a token is malformed or the indices do not increase; the message names the token.
+    ColorMapSyntaxError
+        (a ``RuntimeError`` and a ``ValueError``) if the source is malformed or its indices
+        decrease; the message names the position.
     """
-    if not isinstance(source, str):
-        raise TypeError(f"A colour map source must be a string, got {type(source).__name__}.")
-    tokens = [token.strip() for token in source.split(",")]
-    if not any(tokens):
-        raise ValueError("Empty colour map source: give at least one colour, e.g. '000,fff'.")
-
-    indices: list[int | None] = []
-    colours: list[np.ndarray] = []
-    for number, token in enumerate(tokens):
-        if not token:
-            raise ValueError(
-                f"Empty token at position {number} of colour map source {source!r}: "
-                "remove the extra comma."
-            )
-        index_text, colon, colour_text = token.rpartition(":")
-        indices.append(_parse_index(token, index_text.strip()) if colon else None)
-        colours.append(_parse_colour(token, colour_text.strip()))
-
-    positions = _spread_positions(indices, tokens)
-    return positions, np.stack(colours)
+    nodes = parse_nodes(source)
+    texts = [text.strip() for text in source.split(",")]
+    positions = _spread_positions([index for index, _ in nodes], texts, source)
+    return positions, np.stack([rgb for _, rgb in nodes])
 
 
-def _spread_positions(indices: list[int | None], tokens: list[str]) -> np.ndarray:
+def _spread_positions(indices: list[int | None], tokens: list[str], source: str) -> np.ndarray:
     """Place unindexed nodes evenly between their indexed neighbours (or the ends 0 and 255)."""
     count = len(indices)
     anchors = dict(enumerate(indices))
@@ -136,10 +224,11 @@ def _spread_positions(indices: list[int | None], tokens: list[str]) -> np.ndarra
     known = [(pos, value) for pos, value in anchors.items() if value is not None]
 
     for (_, value_a), (pos_b, value_b) in itertools.pairwise(known):
-        if value_b <= value_a:
-            raise ValueError(
-                f"Colour map token {tokens[pos_b]!r} has index {value_b:x}, which does not "
-                f"exceed the previous node's index {value_a:x}: indices must increase."
+        if value_b < value_a:
+            raise ColorMapSyntaxError(
+                f"Colour map source {source!r}: node {tokens[pos_b]!r} is placed at index "
+                f"{value_b:x}, below the previous node's index {value_a:x}: indices must not "
+                "decrease."
             )
 
     positions = np.empty(count, dtype=np.float64)
@@ -147,7 +236,7 @@ def _spread_positions(indices: list[int | None], tokens: list[str]) -> np.ndarra
         steps = pos_b - pos_a
         for offset in range(steps + 1):
             # whole palette indices, rounded down (as in the reference library)
-            positions[pos_a + offset] = value_a + (value_b - value_a) * offset // steps
+            positions[pos_a + offset] = value_a + (value_b - value_a) * offset // max(steps, 1)
     if count == 1:
         positions[0] = anchors[0]
     return positions
@@ -168,15 +257,20 @@ class ColorMap:
     """
 
     def __init__(self, source: str) -> None:
-        positions, colours = parse_source(source)
         self.source = source
-        self._nodes, self._colours = positions, colours
+
+    @property
+    def source(self) -> str:
+        """The source string; assigning a new one recompiles the map (a bad one changes nothing)."""
+        return self._source
+
+    @source.setter
+    def source(self, source: str) -> None:
+        positions, colours = parse_source(source)
         grid = np.arange(PALETTE_SIZE, dtype=np.float64)
         # float palette in 0..1, shape (256, 3)
-        self._palette = (
-            np.stack([np.interp(grid, positions, colours[:, ch]) for ch in range(3)], axis=1)
-            / 255.0
-        )
+        self._palette = _interpolate(grid, positions, colours) / 255.0
+        self._nodes, self._colours, self._source = positions, colours, source
 
     def __repr__(self) -> str:
         return f"ColorMap({self.source!r})"
@@ -188,8 +282,9 @@ class ColorMap:
         ----------
         values:
             Array-like (numpy array or torch tensor) of any shape with values in [0, 1]; values
-            outside are clipped. Each value picks palette entry ``floor(255 * value)``, the
-            entry ``imgify`` uses for the same value.
+            outside are clipped. A value ``v`` sits at palette position ``255 v`` and gets the
+            linear interpolation of the two neighbouring nodes there (not truncated to whole
+            palette entries, unlike :meth:`palette`), as in the reference library.
 
         Returns
         -------
@@ -207,8 +302,9 @@ class ColorMap:
                 "ColorMap values contain NaN or infinity: replace them first, e.g. with "
                 "numpy.nan_to_num."
             )
-        index = np.floor(np.clip(array, 0.0, 1.0) * (PALETTE_SIZE - 1)).astype(np.intp)
-        return self._palette[index]
+        position = np.clip(array, 0.0, 1.0).reshape(-1) * (PALETTE_SIZE - 1)
+        colours = _interpolate(position, self._nodes, self._colours) / 255.0
+        return colours.reshape(array.shape + (3,))
 
     def palette(self, level: float = 1.0) -> np.ndarray:
         """Return the palette as a (256, 3) uint8 array.
@@ -231,9 +327,28 @@ class ColorMap:
         middle = (PALETTE_SIZE - 1) / 2
         # palette coordinates, computed on the 0..255 scale so that level 1 gives whole indices
         grid = np.clip((np.arange(PALETTE_SIZE) - middle) * level + middle, 0, PALETTE_SIZE - 1)
-        rgb = np.stack([np.interp(grid, self._nodes, self._colours[:, ch]) for ch in range(3)], 1)
+        rgb = _interpolate(grid, self._nodes, self._colours)
         # truncated to whole values, as in the reference library
         return np.floor(rgb).astype(np.uint8)
+
+
+def _interpolate(grid: np.ndarray, positions: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Colours at ``grid`` by linear interpolation between the nodes, shape (len(grid), 3).
+
+    ``(c_a (p_b - x) + c_b (x - p_a)) / (p_b - p_a)`` on the segment ``p_a <= x < p_b``: with
+    whole positions and colours the numerator is exact, so whole results stay whole before
+    truncation. Outside the nodes, and from the last of equal positions on, the end colour holds.
+    """
+    segment = np.searchsorted(positions, grid, side="right") - 1
+    last = len(positions) - 1
+    inside = (segment >= 0) & (segment < last)
+    start = np.clip(segment, 0, last - 1)
+    p_a, p_b = positions[start][:, None], positions[start + 1][:, None]
+    x = grid[:, None]
+    width = np.where(inside[:, None], p_b - p_a, 1.0)
+    blended = (colours[start] * (p_b - x) + colours[start + 1] * (x - p_a)) / width
+    ends = np.where((segment < 0)[:, None], colours[0], colours[last])
+    return np.where(inside[:, None], blended, ends)
 
 
 def _as_float_array(values: object) -> np.ndarray:
@@ -252,6 +367,11 @@ class LazyColorMapCache(Mapping[str, ColorMap]):
     ----------
     sources:
         Mapping from map names to colour map sources.
+
+    Assigning a source to a new name stores it (parsed on first use); assigning to a name whose
+    map was already built recompiles that same :class:`ColorMap` object (``source = ...``), so
+    maps handed out before see the change and a bad source raises right away and changes
+    nothing. ``del cache[name]`` removes a map.
     """
 
     def __init__(self, sources: Mapping[str, str]) -> None:
@@ -268,10 +388,17 @@ class LazyColorMapCache(Mapping[str, ColorMap]):
         return self._maps[name]
 
     def __setitem__(self, name: str, source: str) -> None:
-        """Register (or replace) a colour map from its source; it is parsed right away."""
-        colour_map = ColorMap(source)
+        """Register a colour map source, or recompile the already built map of ``name``."""
+        if name in self._maps:
+            self._maps[name].source = source
         self._sources[name] = source
-        self._maps[name] = colour_map
+
+    def __delitem__(self, name: str) -> None:
+        """Remove the colour map ``name``; ``KeyError`` if there is none."""
+        if name not in self._sources:
+            raise KeyError(name)
+        del self._sources[name]
+        self._maps.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._sources)

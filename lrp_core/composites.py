@@ -295,8 +295,10 @@ class BetaSmooth(LayerMapComposite):
         self,
         beta_smooth: float = 10.0,
         layer_map: Sequence | None = None,
+        zero_params: Any = None,
         canonizers: Sequence | None = None,
     ) -> None:
+        # zero_params: accepted as in the reference library; the ReLU rule has no parameters
         self.beta_smooth = beta_smooth
         rule = ReLUBetaSmooth(beta_smooth=beta_smooth)
         super().__init__(list(layer_map or []) + [(nn.ReLU, rule)], canonizers)

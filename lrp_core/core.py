@@ -8,8 +8,8 @@ LRP-type rules (modify inputs, parameters and outputs K ways, map the incoming r
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from functools import partial, wraps
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ import torch
 from ._engine import (
     CallRegistry,
     Composite,
+    CompositeContext,
     MissingParameterError,
     ModuleCall,
     ParamMod,
@@ -24,13 +25,14 @@ from ._engine import (
     RemovableHandleList,
     Stabilizer,
     basic_relevance,
+    bypassing,
     expand,
-    post_forward,
-    pre_forward,
     stabilize,
     true_gradient,
 )
 from ._engine import param_identity as _param_identity
+from ._engine import post_forward as _post_forward
+from ._engine import pre_forward as _pre_forward
 
 __all__ = [
     "Stabilizer",
@@ -43,9 +45,64 @@ __all__ = [
     "Hook",
     "BasicHook",
     "Composite",
+    "CompositeContext",
+    "Identity",
+    "uncompress",
+    "zero_wrap",
     "MissingParameterError",
     "HookConflictError",
 ]
+
+
+def zero_wrap(zero_params: str | Sequence[str] | None) -> Callable:
+    """Decorator for parameter modifiers ``(param, name) -> tensor``: zero the listed names.
+
+    The wrapped modifier returns ``torch.zeros_like(param)`` instead of calling the modifier
+    when ``name in zero_params`` (for a string ``zero_params`` that is Python's substring test,
+    as in the reference library); ``None`` zeroes nothing.
+    """
+
+    def decorator(modifier: Callable[[torch.Tensor, str], torch.Tensor]) -> Callable:
+        @wraps(modifier)
+        def wrapper(param: torch.Tensor, name: str) -> torch.Tensor:
+            if zero_params is not None and name in zero_params:
+                return torch.zeros_like(param)
+            return modifier(param, name)
+
+        return wrapper
+
+    return decorator
+
+
+def uncompress(data: Iterable, selector: Iterable, compressed: Iterable) -> Generator:
+    """Invert ``itertools.compress``: yield the next ``compressed`` value where ``selector`` is
+    true and the ``data`` value where it is false.
+
+    Stops at the end of the shorter of ``data`` and ``selector``, or when ``compressed`` runs out
+    at a true selector.
+    """
+    replacements = iter(compressed)
+    for value, selected in zip(data, selector):  # noqa: B905 (stops at the shorter, by design)
+        if not selected:
+            yield value
+            continue
+        try:
+            yield next(replacements)
+        except StopIteration:
+            return
+
+
+class Identity(torch.autograd.Function):
+    """Autograd identity: ``Identity.apply(*tensors)`` returns the tensors (as a tuple) with a
+    ``grad_fn``, so that a backward hook can be attached; gradients pass unchanged."""
+
+    @staticmethod
+    def forward(ctx: Any, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return inputs
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return grad_outputs
 
 
 def collect_leaves(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
@@ -97,6 +154,14 @@ class Hook:
         """Return new gradients for the inputs, or None to keep ``grad_input``."""
         return None
 
+    def pre_backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> None:
+        """Called when the gradient reaches the outputs of a hooked call, before the relevance is
+        computed: stores ``grad_output`` as ``stored_tensors['grad_output']`` when
+        ``store_grad_output`` is set. ``grad_input`` is the same tuple (the gradient arriving
+        at the outputs, as in the reference library)."""
+        if self.store_grad_output:
+            self.stored_tensors["grad_output"] = grad_output
+
     def copy(self) -> Hook:
         """A fresh, unregistered hook of the same type (override when ``__init__`` takes args)."""
         return type(self)()
@@ -113,13 +178,37 @@ class Hook:
         (two rules on one module have no defined meaning; remove the first one).
         """
         claim = _claim(module, self)
-        pre = module.register_forward_pre_hook(partial(pre_forward, self), with_kwargs=True)
+        pre = module.register_forward_pre_hook(
+            self._forward_hook("pre_forward", _pre_forward), with_kwargs=True
+        )
         post = module.register_forward_hook(
-            partial(post_forward, self), with_kwargs=True, always_call=True
+            self._forward_hook("post_forward", _post_forward), with_kwargs=True, always_call=True
         )
         return RemovableHandleList([pre, post, claim, RemovableHandle(self)])
 
-    # --- mechanism (see lrp_core._hook_function) ---
+    def pre_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
+        """The forward pre-hook ``register`` installs (torch's ``with_kwargs`` form).
+
+        It prepares the call for the rule's backward; a subclass may override it (calling
+        ``super().pre_forward``) to observe the calls. Returns ``(args, kwargs)`` or None.
+        """
+        return _pre_forward(self, module, args, kwargs)
+
+    def post_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        """The forward hook ``register`` installs (``with_kwargs`` form): calls ``forward`` and
+        routes the output through the rule's backward. Returns the new output or None."""
+        return _post_forward(self, module, args, kwargs, output)
+
+    # --- mechanism (see lrp_core._engine.hook_function) ---
+    def _forward_hook(self, name: str, engine_hook: Callable) -> Callable:
+        """The torch hook for ``pre_forward`` or ``post_forward`` (``name``): the engine's own
+        function bound to this hook, or, where a subclass or instance overrides the method, that
+        method (skipped on a rule's re-runs)."""
+        method = getattr(self, name)
+        if name not in self.__dict__ and getattr(type(self), name) is getattr(Hook, name):
+            return partial(engine_hook, self)
+        return partial(_outside_reruns, method)
+
     def _needs_local_graph(self, module: torch.nn.Module) -> bool:
         """Whether the backward needs the module's own graph of this call."""
         return True
@@ -130,11 +219,17 @@ class Hook:
     def _relevance(self, call: ModuleCall, grad_outputs: tuple) -> tuple:
         grad_input = true_gradient(call, grad_outputs)
         self.stored_tensors = call.stored
-        call.stored["grad_output"] = grad_outputs
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         result = self.backward(call.module, grad_input, grad_outputs)
         if result is None:
             return grad_input
         return _check_gradients(self, call, result)
+
+
+def _outside_reruns(forward_hook: Callable, *args: Any) -> Any:
+    """Call a hook's ``pre_forward`` or ``post_forward``, except on the module calls that a
+    rule's backward pass re-runs (an overriding subclass sees only the model's own calls)."""
+    return None if bypassing() else forward_hook(*args)
 
 
 class HookConflictError(RuntimeError):
@@ -197,8 +292,10 @@ def _identity(input: torch.Tensor) -> torch.Tensor:
     return input
 
 
-def _default_gradient_mapper(out_grad: torch.Tensor, outputs: tuple) -> tuple:
-    return tuple(out_grad / stabilize(output, 1e-6) for output in outputs)
+def _stabilized_gradient_mapper(
+    stabilizer: Callable[[torch.Tensor], torch.Tensor], out_grad: torch.Tensor, outputs: tuple
+) -> tuple:
+    return tuple(out_grad / stabilizer(output) for output in outputs)
 
 
 def _default_reducer(inputs: tuple, gradients: tuple) -> torch.Tensor:
@@ -210,8 +307,10 @@ class BasicHook(Hook):
 
     x_k = input_modifiers[k](x); y_k = output_modifiers[k](f(x_k; param_modifiers[k](θ)));
     γ = gradient_mapper(R, (y_1..y_K)); v_k = (∂y_k/∂x_k)ᵀγ_k; R_in = reducer((x_k), (v_k)).
-    Defaults: identities (as many as the longest given list), R / stabilize(y_k, 1e-6) and
-    Σ_k x_k·v_k. The true gradient of the module is never computed.
+    Defaults: identities (as many as the longest given list), R / stabilize(y_k, stabilizer)
+    (``stabilizer`` a number ε or a :class:`Stabilizer`, default 1e-6; unused when a
+    ``gradient_mapper`` is given) and Σ_k x_k·v_k. The true gradient of the module is never
+    computed.
     """
 
     def __init__(
@@ -221,6 +320,7 @@ class BasicHook(Hook):
         output_modifiers: Sequence[Callable] | None = None,
         gradient_mapper: Callable | None = None,
         reducer: Callable | None = None,
+        stabilizer: float | Stabilizer = 1e-6,
     ):
         super().__init__()
         given = [m for m in (input_modifiers, param_modifiers, output_modifiers) if m is not None]
@@ -238,7 +338,9 @@ class BasicHook(Hook):
             ParamMod.ensure(m) for m in (param_modifiers or (_param_identity,) * n_terms)
         )
         self.output_modifiers = tuple(output_modifiers or (_identity,) * n_terms)
-        self.gradient_mapper = gradient_mapper or _default_gradient_mapper
+        self.gradient_mapper = gradient_mapper or partial(
+            _stabilized_gradient_mapper, Stabilizer.ensure(stabilizer)
+        )
         self.reducer = reducer or _default_reducer
         self._weighted_terms = (reducer is None,) * n_terms
         # with the default reducer R_in = Σ_k s_k·x_k⊙v_k with signs s_k = 1; rules whose reducer
@@ -277,6 +379,5 @@ class BasicHook(Hook):
 
     def _relevance(self, call: ModuleCall, grad_outputs: tuple) -> tuple:
         self.stored_tensors = call.stored
-        if self.store_grad_output:
-            call.stored["grad_output"] = grad_outputs
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         return basic_relevance(self, call, grad_outputs)

@@ -29,14 +29,22 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cmap import CMAPS, ColorMap
+from .cmap import CMAPS, ColorMap, ColorMapSyntaxError
 
 if TYPE_CHECKING:
     from os import PathLike
 
     from PIL.Image import Image
 
-__all__ = ["gridify", "imgify", "imsave", "interval_norm_bounds", "palette"]
+__all__ = [
+    "CMAPS",
+    "get_cmap",
+    "gridify",
+    "imgify",
+    "imsave",
+    "interval_norm_bounds",
+    "palette",
+]
 
 _CHANNEL_SIZES = (1, 3)
 
@@ -72,11 +80,26 @@ def _resolve_cmap(cmap: str | ColorMap) -> ColorMap:
         return CMAPS[cmap]
     try:
         return ColorMap(cmap)
-    except ValueError as error:
-        raise ValueError(
+    except ColorMapSyntaxError as error:
+        raise ColorMapSyntaxError(
             f"cmap {cmap!r} is neither a built-in colour map ({', '.join(CMAPS)}) nor a valid "
             f"colour map source: {error}"
         ) from error
+
+
+def get_cmap(cmap: str) -> ColorMap:
+    """Return the built-in colour map named ``cmap``, or compile ``cmap`` as a colour map source.
+
+    Raises
+    ------
+    TypeError
+        If ``cmap`` is not a string.
+    ColorMapSyntaxError
+        (a ``RuntimeError``) if ``cmap`` is neither a built-in name nor a valid source.
+    """
+    if isinstance(cmap, str) and cmap in CMAPS:
+        return CMAPS[cmap]
+    return ColorMap(cmap)
 
 
 def palette(cmap: str | ColorMap = "bwr", level: float = 1.0) -> np.ndarray:

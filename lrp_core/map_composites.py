@@ -229,25 +229,6 @@ class NameMapComposite(MapComposite):
         return None
 
 
-class NameLayerMapComposite(MapComposite):
-    """Assign rules by name first (``name_map``), then by layer type (``layer_map``)."""
-
-    def __init__(
-        self,
-        name_map: Sequence | None = None,
-        layer_map: Sequence | None = None,
-        canonizers: Sequence | None = None,
-    ) -> None:
-        self.name_map = _checked_name_map(type(self).__name__, name_map)
-        self.layer_map = _checked_layer_map(type(self).__name__, layer_map)
-        super().__init__(canonizers=canonizers)
-
-    def mapping(self, ctx: dict, name: str, module: nn.Module) -> Hook | None:
-        """Return the name map's rule for ``name`` if any, else the layer map's rule, or None."""
-        rule = NameMapComposite.mapping(self, ctx, name, module)
-        return rule if rule is not None else LayerMapComposite.mapping(self, ctx, name, module)
-
-
 class MixedComposite(MapComposite):
     """Ask several composites in order; the first one that gives a rule wins.
 
@@ -279,6 +260,38 @@ class MixedComposite(MapComposite):
             for index, composite in enumerate(self.composites)
         ]
         return next((rule for rule in rules if rule is not None), None)
+
+
+class NameLayerMapComposite(MixedComposite):
+    """Assign rules by name first (``name_map``), then by layer type (``layer_map``).
+
+    A ``MixedComposite`` of ``[NameMapComposite(name_map), LayerMapComposite(layer_map)]`` (its
+    ``composites``, as in the reference library); ``name_map`` and ``layer_map`` are those
+    members' maps.
+    """
+
+    def __init__(
+        self,
+        name_map: Sequence | None = None,
+        layer_map: Sequence | None = None,
+        canonizers: Sequence | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        members = [
+            NameMapComposite(_checked_name_map(owner, name_map)),
+            LayerMapComposite(_checked_layer_map(owner, layer_map)),
+        ]
+        super().__init__(members, canonizers=canonizers)
+
+    @property
+    def name_map(self) -> NameMap:
+        """The name map (of the first member)."""
+        return self.composites[0].name_map
+
+    @property
+    def layer_map(self) -> LayerMap:
+        """The layer map (of the second member)."""
+        return self.composites[1].layer_map
 
 
 __all__ = [

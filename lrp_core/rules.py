@@ -256,6 +256,7 @@ class Gamma(_LRPRule):
         if call.kept is None or torch.is_grad_enabled():
             return super()._relevance(call, grad_outputs)
         self.stored_tensors = call.stored
+        self.pre_backward(call.module, grad_outputs, grad_outputs)
         return gamma_relevance(self, call, grad_outputs[0])
 
 

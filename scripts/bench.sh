@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh --browser
 # the reference library, only to time it beside the engine (never a dependency of the project)
-.venv/bin/python -c "import zennit" 2>/dev/null || .venv/bin/python -m pip install --quiet --no-deps "zennit==0.5.1"
+.venv/bin/python -m pip install --quiet --no-deps --ignore-requires-python "zennit==1.0.0"
 export OMP_NUM_THREADS=1
 for bench in bench_engine bench_live bench_compare; do
   echo "== $bench"
@@ -13,5 +13,8 @@ for bench in bench_engine bench_live bench_compare; do
 done
 echo "== bench_explorer"
 .venv/bin/python benchmarks/bench_explorer.py
+echo "== bench_datasets"
+.venv/bin/python benchmarks/bench_datasets.py throughput --samples 2000 --repeats 2
+.venv/bin/python benchmarks/bench_datasets.py memory --sizes 2000 20000
 echo "== bench_notebooks"
 .venv/bin/python benchmarks/bench_notebooks.py

@@ -57,7 +57,7 @@ from .attribution_base import (
     check_positive_int,
 )
 from .capture import ACTIVATION_TAG, CaptureConflictError, CaptureSession
-from .composite import Composite
+from .composite import Composite, CompositeContext
 from .deferred import deferred_call
 from .functions import (
     epsilon_gradient,
@@ -83,7 +83,7 @@ from .modifiers import (
     stabilize,
     zero_params_list,
 )
-from .module_call import ModuleCall
+from .module_call import ModuleCall, bypassing
 from .operations import OP_TYPES, OpCall, OpSpec, carries, spec_of
 from .relevance import (
     LINEAR_TYPES,
@@ -119,6 +119,7 @@ __all__ = [
     "CallRegistry",
     "ClampMod",
     "Composite",
+    "CompositeContext",
     "GammaMod",
     "GradientMap",
     "MeanGradientAttributor",
@@ -134,6 +135,7 @@ __all__ = [
     "add_terms",
     "basic_relevance",
     "broadcast_zeros",
+    "bypassing",
     "check_number",
     "check_output",
     "check_positive_int",

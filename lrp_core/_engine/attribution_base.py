@@ -6,6 +6,7 @@ holds what they share.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from numbers import Integral
@@ -198,6 +199,36 @@ class Attributor:
         """Compute ``(output, relevance)``; ``attr_output_fn`` maps an output to its seed."""
         raise NotImplementedError
 
+    @property
+    def inactive(self) -> Callable[[], contextlib.AbstractContextManager]:
+        """The composite's ``inactive``: ``with attributor.inactive():`` runs plain gradients.
+
+        Without a composite (or one without ``inactive``) it is a context that changes nothing.
+        """
+        inactive = getattr(self.composite, "inactive", None)
+        return inactive if callable(inactive) else contextlib.nullcontext
+
+    def _seeded_pass(
+        self,
+        input: torch.Tensor,
+        attr_output_fn: AttrOutput | OutputSeed,
+        create_graph: bool = False,
+        retain_graph: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``grad`` of the gradient attributors: one pass with the rules registered now.
+
+        ``attr_output_fn`` is an :class:`OutputSeed` or anything ``attr_output`` accepts. An input
+        that does not require gradients is replaced by a detached copy that does.
+        """
+        input = check_input(input)
+        seed = attr_output_fn
+        if not isinstance(seed, OutputSeed):
+            seed = OutputSeed(attr_output_fn)
+        if not input.requires_grad:
+            input = input.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return self._gradient(input, seed, create_graph, retain_graph=retain_graph)
+
     def _gradient(
         self, input: torch.Tensor, attr_output_fn: Callable, create_graph: bool = False, **kw
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,6 +298,13 @@ class MeanGradientAttributor(BatchedAttributor):
         super().__init__(model, composite, attr_output, batch_size)
         self.create_graph = create_graph
         self.retain_graph = retain_graph
+
+    def grad(
+        self, input: torch.Tensor, attr_output_fn: AttrOutput | OutputSeed
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward and backward pass at ``input`` with the rules registered now:
+        ``(output, gradient)``, seeded by ``attr_output_fn`` (see ``Gradient.grad``)."""
+        return self._seeded_pass(input, attr_output_fn, self.create_graph, self.retain_graph)
 
     def _graph_input(self, input: torch.Tensor) -> torch.Tensor:
         """The input the passes start from: detached, unless ``create_graph`` asks for higher-order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,11 @@ class Composite:
         self.hooks: list[HookTemplate] = []
         self.canonizer_instances: list = []
         self.unmatched: list[tuple[str, str]] = []
+
+    @property
+    def hook_refs(self) -> list[HookTemplate]:
+        """The registered hook instances (the reference library's name for ``hooks``), a copy."""
+        return list(self.hooks)
 
     def module_map(self, ctx: dict, name: str, module: torch.nn.Module) -> HookTemplate | None:
         """Return the hook template for ``module`` (None: plain gradient)."""
@@ -66,14 +71,9 @@ class Composite:
             for instance in reversed(instances):
                 instance.remove()
 
-    @contextmanager
-    def context(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """Register on ``module`` for the duration of the block; always removed on exit."""
-        self.register(module)
-        try:
-            yield module
-        finally:
-            self.remove()
+    def context(self, module: torch.nn.Module) -> CompositeContext:
+        """Register on ``module`` for the duration of a ``with`` block; always removed on exit."""
+        return CompositeContext(module, self)
 
     @contextmanager
     def inactive(self) -> Iterator[None]:
@@ -86,3 +86,24 @@ class Composite:
         finally:
             for hook, active in states:
                 hook.active = active
+
+
+class CompositeContext:
+    """Context manager that registers ``composite`` on ``module`` and removes it on exit.
+
+    ``with CompositeContext(module, composite) as modified:`` registers on entry and yields
+    ``module``; on exit (also after an exception, which is not suppressed) the composite's hooks
+    and canonizers are removed. ``Composite.context(module)`` returns one.
+    """
+
+    def __init__(self, module: torch.nn.Module, composite: Composite) -> None:
+        self.module = module
+        self.composite = composite
+
+    def __enter__(self) -> torch.nn.Module:
+        self.composite.register(self.module)
+        return self.module
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        self.composite.remove()
+        return False

@@ -85,8 +85,6 @@ def gamma_relevance(rule: GammaRule, call: ModuleCall, grad_output: torch.Tensor
     """Relevance of the Gamma rule for one call of a linear-type module (single input/output)."""
     call.check_inputs_unchanged()
     (x,) = call.inputs
-    if rule.store_grad_output:
-        call.stored["grad_output"] = (grad_output,)
     up, down_nb, down, up_nb = rule.param_modifiers[:4]
     positive, negative = x, None
     if x.numel() > 0 and bool(x.min() < 0):

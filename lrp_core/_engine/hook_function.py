@@ -15,6 +15,8 @@ Each call gets its own record, so modules used twice in one forward are handled 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import weakref
 from typing import Any
 
@@ -81,7 +83,7 @@ def post_forward(hook: ModuleHook, module: torch.nn.Module, args: tuple, kwargs:
         return None
 
     hook.stored_tensors = call.stored
-    replaced = hook.forward(module, _positional(call), output)
+    replaced = _call_forward(hook, module, call, output)
     if replaced is not None:
         output = replaced
     flat_out, out_spec = tree_flatten(output)
@@ -106,13 +108,36 @@ def post_forward(hook: ModuleHook, module: torch.nn.Module, args: tuple, kwargs:
     return tree_unflatten(flat_out, out_spec)
 
 
-def _positional(call: ModuleCall) -> tuple:
-    """The original positional arguments of the call, as the hook's ``forward`` receives them."""
+def _call_forward(hook: ModuleHook, module: torch.nn.Module, call: ModuleCall, output: Any) -> Any:
+    """``hook.forward(module, args, output)`` with the call's original arguments, or
+    ``hook.forward(module, args, kwargs, output)`` for a forward written for Zennit 1.0."""
     flat = list(call.flat_args)
     for slot, tensor in zip(call.slots, call.originals, strict=True):
         flat[slot] = tensor
-    args, _ = tree_unflatten(flat, call.spec)
-    return tuple(args)
+    args, kwargs = tree_unflatten(flat, call.spec)
+    forward = hook.forward
+    bound = inspect.ismethod(forward)
+    function = forward.__func__ if bound else forward
+    try:
+        with_keywords = _takes_keyword_arguments(function, bound)
+    except TypeError:  # an unhashable callable: not cached
+        with_keywords = _takes_keyword_arguments.__wrapped__(function, bound)
+    if with_keywords:
+        return forward(module, tuple(args), kwargs, output)
+    return forward(module, tuple(args), output)
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_keyword_arguments(function: Any, bound: bool) -> bool:
+    """Whether a hook's ``forward`` has Zennit 1.0's four parameters (module, args, kwargs,
+    output), besides ``self`` when ``bound``, rather than three (module, input, output)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature: the three-argument form
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [parameter for parameter in parameters if parameter.kind in kinds]
+    return len(positional) - int(bound) == 4
 
 
 class _Carrier:

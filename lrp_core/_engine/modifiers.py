@@ -173,13 +173,21 @@ class ParamMod:
         return self.modifier is param_identity and not self.zero_params
 
     @classmethod
-    def ensure(cls, obj: Any) -> ParamMod:
-        """Return ``obj`` if it is a ParamMod, wrap a callable, raise ``TypeError`` otherwise."""
-        if isinstance(obj, ParamMod):
-            return obj
-        if callable(obj):
-            return cls(obj)
-        raise TypeError(f"expected a ParamMod or a callable(param, name), got {obj!r}")
+    def ensure(cls, modifier: Any) -> ParamMod:
+        """Return ``modifier`` if it is a ParamMod, wrap a callable, else raise ``TypeError``."""
+        if isinstance(modifier, ParamMod):
+            return modifier
+        if callable(modifier):
+            return cls(modifier)
+        raise TypeError(f"expected a ParamMod or a callable(param, name), got {modifier!r}")
+
+    def state_dicts(
+        self, module: torch.nn.Module
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(original, modified)`` values of the parameters this modifier changes on ``module``
+        (which is left unchanged). Raises ``MissingParameterError`` as ``__call__`` does."""
+        modified = self._modified(module)
+        return {key: getattr(module, key) for key in modified}, modified
 
     def _modified(self, module: torch.nn.Module) -> dict[str, torch.Tensor]:
         own = dict(module.named_parameters(recurse=False))

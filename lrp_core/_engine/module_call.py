@@ -44,7 +44,8 @@ class ModuleHook(Protocol):
     stored_tensors: dict
 
     def forward(self, module: torch.nn.Module, args: tuple, output: Any) -> Any:
-        """Called after the module's forward; may replace its output."""
+        """Called after the module's forward; may replace its output. (A forward with a
+        ``kwargs`` parameter before ``output``, Zennit 1.0's form, also gets the keywords.)"""
         ...
 
     def _keep(self, call: ModuleCall, outputs: list[torch.Tensor]) -> None: ...

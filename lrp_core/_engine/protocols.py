@@ -48,5 +48,4 @@ class GammaRule(Protocol):
     """The Gamma rule as ``gamma.gamma_relevance`` reads it (``lrp_core.rules.Gamma``)."""
 
     param_modifiers: Sequence[ParamMod]
-    store_grad_output: bool
     _stabilize: Callable[[torch.Tensor], torch.Tensor]

@@ -17,10 +17,14 @@ from lrp_core.cmap import BUILTIN_SOURCES, CMAPS, ColorMap, LazyColorMapCache, p
 
 
 def test_short_and_long_hex_are_the_same_colour():
-    _, short = parse_source("f80")
-    _, long = parse_source("#ff8800")
-    np.testing.assert_array_equal(short, [[255, 136, 0]])
-    np.testing.assert_array_equal(long, [[255, 136, 0]])
+    _, colours = parse_source("f80, ff8800")
+    np.testing.assert_array_equal(colours, [[255, 136, 0], [255, 136, 0]])
+
+
+def test_one_digit_index_repeats_its_digit():
+    # as the digits of a 3-digit colour: index 8 means 0x88 (which is why "8:fff,80:000" is bad)
+    positions, _ = parse_source("8:000, fff")
+    np.testing.assert_array_equal(positions, [0x88, 255])
 
 
 def test_unindexed_nodes_spread_evenly_between_ends():
@@ -59,8 +63,8 @@ def test_gray_is_the_identity_ramp():
 def test_call_maps_values_to_palette_entries_and_accepts_tensors():
     cmap = CMAPS["gray"]
     values = np.array([[0.0, 0.5], [1.0, 2.0]])
-    # index floor(255 * v), v clipped to [0, 1] (as imgify's pixels): 0, 127, 255, 255
-    expected = np.array([[0, 127], [255, 255]])[..., None].repeat(3, -1) / 255
+    # position 255 v, v clipped to [0, 1], interpolated between the nodes: 0, 127.5, 255, 255
+    expected = np.array([[0, 127.5], [255, 255]])[..., None].repeat(3, -1) / 255
     np.testing.assert_allclose(cmap(values), expected)
     np.testing.assert_allclose(cmap(torch.tensor(values)), expected)
     with pytest.raises(ValueError, match="NaN"):
@@ -127,7 +131,9 @@ def test_hot_passes_red_and_yellow():
         ("1ff:000,fff", "1ff:000"),
         ("000,80:", "80:"),
         ("80:fff,40:000", "40:000"),
-        ("000,40:f00,40:fff", "40:fff"),
+        ("000,40:f00,30:fff", "30:fff"),
+        ("#000,fff", "#000"),
+        ("000", "000"),
     ],
 )
 def test_bad_sources_name_the_token(source, token):
@@ -135,10 +141,14 @@ def test_bad_sources_name_the_token(source, token):
         ColorMap(source)
 
 
-@pytest.mark.parametrize("source", ["", " , ", "000,,fff"])
-def test_empty_tokens_are_rejected(source):
-    with pytest.raises(ValueError, match="[Ee]mpty"):
+@pytest.mark.parametrize("source", ["", " , ", "000,,fff", ",000,fff", "000,fff,,"])
+def test_empty_nodes_are_rejected(source):
+    with pytest.raises(RuntimeError, match="empty node"):
         ColorMap(source)
+
+
+def test_one_trailing_comma_is_allowed():
+    assert ColorMap("000,fff,").source == "000,fff,"
 
 
 def test_non_string_source_is_a_type_error():
