@@ -10,6 +10,10 @@ The model runs forward once per input batch, with a dispatching hook on every le
 every module asks the *current* assignment for its rule, and records its relevance totals.
 The composite's canonizers stay applied until ``close()`` (or the end of a ``with`` block), which
 also removes every hook; the model's parameters and buffers are then as before.
+
+With an op composite (``AttnLRP``, ``CPLRP``) the forward pass is captured instead, and the rules
+sit on the captured functional operations (``assign_op``, ``set_op_params``; see
+``lrp_core.live.ops``); each ``explain`` is still one backward pass.
 """
 
 from __future__ import annotations
