@@ -44,6 +44,10 @@ from .rules import (
 from .types import Activation, AvgPool, BatchNorm, Convolution, Dense, Linear
 
 COMPOSITES: dict[str, type[Composite]] = {}
+#: composites with rules on captured operations (``lrp_core.op_composites``: ``attn_lrp``,
+#: ``cp_lrp``), registered when that module is imported; kept apart from ``COMPOSITES``, the
+#: module-rule composites every model and widget can use (the reference library's set)
+OP_COMPOSITES: dict[str, type[Composite]] = {}
 
 
 class UnknownCompositeError(KeyError, ValueError):
@@ -61,12 +65,14 @@ def register_composite(name: str) -> Callable[[type[Composite]], type[Composite]
     def decorate(cls: type[Composite]) -> type[Composite]:
         if not (isinstance(cls, type) and issubclass(cls, Composite)):
             raise TypeError(f"register_composite({name!r}): {cls!r} is not a Composite subclass")
-        if COMPOSITES.get(name, cls) is not cls:
+        registry = OP_COMPOSITES if getattr(cls, "captures_operations", False) else COMPOSITES
+        taken = COMPOSITES.get(name) or OP_COMPOSITES.get(name)
+        if taken not in (None, cls):
             raise ValueError(
                 f"register_composite: the name {name!r} is already taken by "
-                f"{COMPOSITES[name].__name__}; choose another name"
+                f"{taken.__name__}; choose another name"
             )
-        COMPOSITES[name] = cls
+        registry[name] = cls
         return cls
 
     return decorate
@@ -78,15 +84,17 @@ def get_composite(name: str) -> type[Composite]:
 
     Raises ``UnknownCompositeError`` (a ``KeyError`` and ``ValueError``) listing the known names.
     """
+    registered = {**COMPOSITES, **OP_COMPOSITES}
     try:
-        return COMPOSITES[name]
+        return registered[name]
     except (KeyError, TypeError):
-        by_class = [cls for cls in COMPOSITES.values() if cls.__name__ == name]
+        by_class = [cls for cls in registered.values() if cls.__name__ == name]
         if by_class:
             return by_class[0]
-        known = ", ".join(sorted(COMPOSITES))
+        known = ", ".join(sorted(registered))
         raise UnknownCompositeError(
-            f"unknown composite {name!r}; known composites: {known}"
+            f"unknown composite {name!r}; known composites: {known} (attn_lrp and cp_lrp once "
+            "lrp_core.op_composites is imported)"
         ) from None
 
 
@@ -298,6 +306,7 @@ class BetaSmooth(LayerMapComposite):
 
 __all__ = [
     "COMPOSITES",
+    "OP_COMPOSITES",
     "LayerMap",
     "BetaSmooth",
     "DeconvNet",

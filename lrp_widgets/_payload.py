@@ -104,10 +104,11 @@ def rule_catalog(value_range: tuple[float, float] | None = None) -> dict[str, di
 def layer_rows(description: dict[str, Any]) -> list[dict[str, Any]]:
     """The tree of ``LiveExplanation.describe()`` as rows below the root, parents first.
 
-    Each row: ``name``, ``parent``, ``type``, ``params``, ``leaf``, ``output_shape`` (of the
-    first output, or None), ``group`` (name of the run of repeated blocks the row is a member
-    of, ``""`` for none; see ``lrp_core.live.repeated_groups``) and ``op`` (the operation type of
-    a captured functional operation, ``""`` for modules).
+        Each row: ``name``, ``parent``, ``type``, ``params``, ``leaf``, ``output_shape`` (of the
+        first output, or None), ``group`` (name of the run of repeated blocks the row is a member
+        of, ``""`` for none; see ``lrp_core.live.repeated_groups``) and ``op`` (the operation type of
+        a captured functional operation, ``""`` for modules; the description's ``ops`` of a module
+    become rows after its child modules).
     """
     rows: list[dict[str, Any]] = []
 
@@ -127,6 +128,19 @@ def layer_rows(description: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
             walk(child, child["name"])
+        for op in node.get("ops", []):  # captured calls made directly inside the module
+            rows.append(
+                {
+                    "name": op["name"],
+                    "parent": node["name"],
+                    "type": op["op"],
+                    "params": 0,
+                    "leaf": True,
+                    "output_shape": None,
+                    "group": "",
+                    "op": op["op"],
+                }
+            )
 
     walk(description, "")
     return rows

@@ -11,6 +11,11 @@ for bench in bench_engine bench_live bench_compare; do
   echo "== $bench"
   .venv/bin/python "benchmarks/$bench.py" --threads 1
 done
+# AttnLRP on a Llama-shaped model, beside LXT 2.1 (test-only, needs transformers < 5)
+.venv/bin/python -m pip install --quiet "transformers>=4.57,<5"
+.venv/bin/python -m pip install --quiet --no-deps "lxt==2.1"
+echo "== bench_transformer"
+PYTHONPATH=. .venv/bin/python benchmarks/bench_transformer.py --threads 1
 echo "== bench_explorer"
 .venv/bin/python benchmarks/bench_explorer.py
 echo "== bench_tree"

@@ -13,6 +13,24 @@ PY=.venv/bin/python
 "$PY" -m pip install --quiet --no-deps --ignore-requires-python "zennit==1.0.0"
 export LRP_CORE_REQUIRE_ZENNIT=1
 
+# The transformer oracle (tests/lrp_core/test_attnlrp_oracle.py): LXT 2.1, test-only, without its
+# requirements; it imports only with transformers < 5 (its ViT patches also want torchvision, for
+# which the oracle script puts a stand-in module in place).
+"$PY" -m pip install --quiet "transformers>=4.57,<5" \
+    && "$PY" -m pip install --quiet --no-deps "lxt==2.1" \
+    || echo "transformers/lxt could not be installed: the LXT oracle tests will be skipped"
+
+# A second environment with transformers 5 (tests/lrp_core/test_transformers5.py runs the same
+# code there): torch pinned as in setup.sh, transformers 5, numpy; the project is not installed
+# in it (the test puts the checkout on its path).
+TF5=.venv-tf5
+if ! "$TF5/bin/python" -c "import transformers, sys; sys.exit(transformers.__version__[0] != '5')" \
+    >/dev/null 2>&1; then
+    { python3 -m venv "$TF5" \
+        && "$TF5/bin/python" -m pip install --quiet "torch==2.13.0" "transformers>=5,<6" numpy; } \
+        || echo "the transformers 5 environment could not be made: its test will be skipped"
+fi
+
 echo "== ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

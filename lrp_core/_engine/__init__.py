@@ -31,6 +31,17 @@ re-exported here.
     ``Composite`` (rules registered on a model's modules) and removable handles.
 ``attribution_base``
     The attributor base classes and their checks.
+``operations``
+    The table of captured functional operations (``torch.matmul``, ``F.softmax``, ``x + y``, ...)
+    and ``OpCall``, one captured call.
+``capture``
+    ``CaptureSession``: a ``TorchFunctionMode`` that names each captured call and runs it
+    through an op rule during a model's forward pass.
+``deferred``
+    ``deferred_call``: a captured call whose op rule is chosen in each backward pass (live).
+``functions``
+    The autograd functions op rules are made of (gradient scalings, epsilon and identity
+    gradients, relevance <-> gradient × input conversion).
 
 It imports nothing else from ``lrp_core``, not even for type annotations: hooks are named by the
 protocols of ``protocols``.
@@ -46,7 +57,15 @@ from .attribution_base import (
     check_output,
     check_positive_int,
 )
+from .capture import ACTIVATION_TAG, CaptureConflictError, CaptureSession
 from .composite import Composite, CompositeContext
+from .deferred import deferred_call
+from .functions import (
+    epsilon_gradient,
+    identity_gradient,
+    normalized_gradient,
+    scale_gradient,
+)
 from .gamma import gamma_relevance, pack_sign
 from .gradients import second_order_gradient, true_gradient
 from .handles import RemovableHandle, RemovableHandleList
@@ -66,6 +85,7 @@ from .modifiers import (
     zero_params_list,
 )
 from .module_call import ModuleCall, bypassing
+from .operations import OP_TYPES, OpCall, OpSpec, carries, spec_of
 from .relevance import (
     LINEAR_TYPES,
     GradientMap,
@@ -80,6 +100,19 @@ from .relevance import (
 from .rule_base import RuleBase, check_number
 
 __all__ = [
+    "ACTIVATION_TAG",
+    "OP_TYPES",
+    "CaptureConflictError",
+    "CaptureSession",
+    "OpCall",
+    "OpSpec",
+    "carries",
+    "deferred_call",
+    "epsilon_gradient",
+    "identity_gradient",
+    "normalized_gradient",
+    "scale_gradient",
+    "spec_of",
     "LINEAR_TYPES",
     "AttrOutput",
     "Attributor",

@@ -27,6 +27,8 @@ Everything a user, a widget or a test needs is imported from here. The modules b
 ``config``, ``snippet``
     An assignment as JSON and as a composite or Python source; both work on plain values (an
     assignment, a composite spec, a canonizer set name).
+``ops``
+    Rules on captured functional operations (``AttnLRP``, ``CPLRP``) that change live.
 ``records``, ``targets``, ``describe``, ``groups``
     Per-layer relevance records, conservation and ``LiveResult``; explanation targets; the
     model as a tree, with its runs of repeated blocks.
@@ -72,6 +74,7 @@ from .describe import describe_model
 from .explanation import Live, LiveExplanation, live_from_config
 from .forward import LiveInputError, RuleFailedError, TrainingModeWarning
 from .groups import MIN_MEMBERS, RepeatedGroup, mark_groups, repeated_groups
+from .ops import LiveOps, OpAssignmentError
 from .records import (
     OUTSIDE_MODULES,
     ConservationReport,
@@ -121,7 +124,9 @@ __all__ = [
     "Live",
     "LiveExplanation",
     "LiveInputError",
+    "LiveOps",
     "LiveResult",
+    "OpAssignmentError",
     "Override",
     "RepeatedGroup",
     "RuleAssignment",

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from ..composites import COMPOSITES, get_composite
+from ..composites import COMPOSITES, OP_COMPOSITES, get_composite
 from ..core import Composite, Hook
 from .assignment import AssignmentError, Override, RuleAssignment, composite_defaults
 from .rule_registry import (
@@ -56,7 +56,7 @@ FORMAT = "lrp_core.live"
 VERSION = 1
 #: deepest nesting of lists and objects a configuration may have (a real one needs about 6)
 MAX_DEPTH = 32
-_NOT_PARAMS = {"self", "layer_map", "first_map", "canonizers"}
+_NOT_PARAMS = {"self", "layer_map", "first_map", "canonizers", "op_map", "module_rules"}
 
 
 # --- export ---
@@ -83,7 +83,8 @@ def composite_spec(
         return None
     if name is not None:
         return name, dict(params or {})
-    names = [n for n, cls in COMPOSITES.items() if type(composite) is cls]
+    registered = {**COMPOSITES, **OP_COMPOSITES}
+    names = [n for n, cls in registered.items() if type(composite) is cls]
     if not names:
         raise ConfigError("composite", f"{type(composite).__name__} is not a registered composite")
     signature = inspect.signature(type(composite).__init__)
@@ -92,7 +93,15 @@ def composite_spec(
         for p in signature.parameters
         if p not in _NOT_PARAMS and hasattr(composite, p)
     }
+    if not isinstance(params.get("gamma"), int | float | None):
+        raise ConfigError("composite.gamma", "gamma per group of calls cannot be exported")
     fresh = type(composite)(**params)
+    for attribute in ("op_map", "module_rules"):
+        if len(getattr(fresh, attribute, ())) != len(getattr(composite, attribute, ())):
+            raise ConfigError(
+                f"composite.{attribute}",
+                "custom entries cannot be exported; assign op rules with assign_op instead",
+            )
     for attribute in ("layer_map", "first_map"):
         if _map_key(getattr(fresh, attribute, None)) != _map_key(
             getattr(composite, attribute, None)
@@ -174,7 +183,11 @@ def to_config(configured: Configured) -> dict[str, Any]:
     spec = composite_spec(
         configured.composite, configured.composite_name, configured.composite_params
     )
-    return config_dict(configured.assignment, spec, canonizer_set_name(configured.canonizers))
+    config = config_dict(configured.assignment, spec, canonizer_set_name(configured.canonizers))
+    ops = getattr(configured, "ops", None)
+    if ops is not None:
+        config["op_overrides"] = ops.overrides_config()
+    return config
 
 
 def to_json(configured: Configured, indent: int | None = 2) -> str:
@@ -215,7 +228,8 @@ def parse_config(config: str | dict) -> dict:
         raise ConfigError("format", f"expected {FORMAT!r}, got {config.get('format')!r}")
     if config.get("version") != VERSION:
         raise ConfigError("version", f"expected {VERSION}, got {config.get('version')!r}")
-    unknown = set(config) - {"format", "version", "composite", "canonizers", "overrides"}
+    known = {"format", "version", "composite", "canonizers", "overrides", "op_overrides"}
+    unknown = set(config) - known
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown field")
     return config

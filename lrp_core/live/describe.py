@@ -7,10 +7,8 @@ leaves ``rule``: ``{"name", "params", "origin"}`` of its effective rule; ``child
 Members of a run of repeated blocks (see ``lrp_core.live.groups``) have ``group``: the group's
 name.
 
-Nodes of captured functional operations (a capture adds them as leaf children of the module
-whose forward called them) have ``op``: the operation type (``"matmul"``); their ``name`` is the
-captured name ``"<module>:<op>#<k>"`` (``"layers.0.self_attn:matmul#1"``), their ``type`` the
-operation type, ``params`` 0 and ``leaf`` true. Module nodes have no ``op``.
+With captured operations (op composites), each module node also has ``ops``: the calls captured
+directly inside it, ``{"name", "op", "rule", "params", "origin"}`` in call order.
 """
 
 from __future__ import annotations
@@ -54,9 +52,14 @@ def describe_model(
     model: nn.Module,
     assignment: RuleAssignment | None = None,
     shapes: dict[str, tuple[list, list]] | None = None,
+    ops: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The tree of ``model``'s modules (see the module docstring) as nested dicts."""
     shapes = shapes or {}
+    ops_by_module: dict[str, list] = {}
+    for row in ops or ():
+        entry = {k: json_value(row[k]) for k in ("name", "op", "rule", "params", "origin")}
+        ops_by_module.setdefault(row["module"], []).append(entry)
     nodes: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
         leaf = next(module.children(), None) is None
@@ -77,6 +80,8 @@ def describe_model(
                 "params": json_value(effective.params),
                 "origin": effective.origin,
             }
+        if ops is not None:
+            node["ops"] = ops_by_module.get(name, [])
         nodes[name] = node
         if name:
             parent = name.rpartition(".")[0]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core import Composite, Hook
+from ..op_composites import OpComposite
 from . import config as config_format
 from . import snippet
 from .assignment import (
@@ -26,6 +27,7 @@ from .assignment import (
     reports_fallback,
 )
 from .describe import describe_model
+from .ops import OpAssignmentError
 from .rule_registry import make_rule
 from .value_checks import check_values
 
@@ -77,6 +79,12 @@ class AssignmentEditing:
                 raise
 
     def _change(self, change: Callable[[], Any]) -> Any:
+        if self.ops is not None:
+            raise OpAssignmentError(
+                "this live explanation runs an op composite: its rules are on captured "
+                "operations, so change them with assign_op / set_op_params (names in "
+                "live.captured); module rules and composites cannot be mixed in"
+            )
         with self.transaction():
             result = change()
             self.validate()
@@ -126,6 +134,11 @@ class AssignmentEditing:
         with self.transaction():
             self.composite_name, self.composite_params = None, dict(params)
             new = self._resolve_composite(composite)
+            if isinstance(new, OpComposite):
+                raise OpAssignmentError(
+                    f"composite: {type(new).__name__} captures operations in the forward pass; "
+                    "start a new LiveExplanation with it"
+                )
             defaults = composite_defaults(new, self.model)
             overrides = self.assignment.overrides if keep_overrides else []
             report = reports_fallback(new)
@@ -137,8 +150,42 @@ class AssignmentEditing:
         return self.assignment.effective(name)
 
     def describe(self) -> dict:
-        """JSON-serialisable tree of the model's modules (see ``lrp_core.live.describe``)."""
-        return describe_model(self.model, self.assignment, self.shapes)
+        """JSON-serialisable tree of the model's modules (see ``lrp_core.live.describe``), with
+        the captured operations of an op composite under their modules."""
+        ops = None if self.ops is None else self.ops.captured()
+        return describe_model(self.model, self.assignment, self.shapes, ops)
+
+    # --- rules on captured operations (op composites, see lrp_core.live.ops) ---
+    def _live_ops(self) -> Any:
+        if self.ops is None:
+            raise OpAssignmentError(
+                "this live explanation captures no operations; start it with an op composite "
+                "(AttnLRP, CPLRP or an OpComposite with signal='gradient')"
+            )
+        return self.ops
+
+    @property
+    def captured(self) -> list[dict[str, Any]]:
+        """The captured calls of the forward pass with their current rules ([] without an op
+        composite)."""
+        return [] if self.ops is None else self.ops.captured()
+
+    def assign_op(self, pattern: str, rule: Any) -> None:
+        """Give the captured calls matching ``pattern`` (a call name or glob such as
+        ``"*:softmax#*"``) the op ``rule`` (None: plain gradient); backward only.
+
+        Raises ``OpAssignmentError`` naming the argument when nothing matches or the rule does
+        not apply to a matched call; the assignment then stays as it was.
+        """
+        self._live_ops().assign(pattern, rule)
+
+    def set_op_params(self, name: str, **params: Any) -> None:
+        """Change parameters of the current rule of the captured call ``name``; backward only."""
+        self._live_ops().set_params(name, **params)
+
+    def reset_ops(self) -> None:
+        """Drop every op rule override (back to the composite's rules)."""
+        self._live_ops().reset()
 
     def _composite_spec(self) -> tuple[str, dict[str, Any]] | None:
         return config_format.composite_spec(

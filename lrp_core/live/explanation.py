@@ -14,6 +14,10 @@ The composite's canonizers stay applied until ``close()`` (or the end of a ``wit
 also removes every hook; the model's parameters and buffers are then as before (also after a
 forward in training mode: buffers the forward changed in place are put back). A constructor that
 fails at any step undoes what it did before raising.
+
+With an op composite (``AttnLRP``, ``CPLRP``) the forward pass is captured instead, and the rules
+sit on the captured functional operations (``assign_op``, ``set_op_params``; see
+``lrp_core.live.ops``); each ``explain`` is still one backward pass.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from torch import nn
 
 from ..composites import get_composite
 from ..core import Composite, HookConflictError, RemovableHandleList, registered_hook
+from ..op_composites import OpComposite
 from .assignment import (
     FALLBACK,
     EffectiveRule,
@@ -47,6 +52,7 @@ from .forward import (
     run_forward,
     warn_fallbacks,
 )
+from .ops import LiveOps, OpAssignmentError
 from .records import LiveResult, RecordCollector
 from .rule_registry import rule_label
 from .targets import Target, make_seed, top_k_classes
@@ -130,6 +136,7 @@ class LiveExplanation(AssignmentEditing):
         self._input: torch.Tensor | None = None
         self._output: torch.Tensor | None = None
         self._closed = False
+        self.ops: LiveOps | None = None
         try:
             self._setup(eval_mode)
             self.set_inputs(inputs)
@@ -172,7 +179,14 @@ class LiveExplanation(AssignmentEditing):
             **kwargs,
         )
         try:
-            live.apply_config(parsed)
+            if live.ops is None:
+                live.apply_config(parsed)
+            elif parsed.get("overrides"):
+                raise OpAssignmentError(
+                    "overrides: module rule overrides do not apply to an op composite"
+                )
+            else:
+                live.ops.read_overrides(parsed.get("op_overrides", []))
         except BaseException:
             live.close()
             raise
@@ -210,13 +224,17 @@ class LiveExplanation(AssignmentEditing):
             )
         for canonizer in self.canonizers:
             self._canonizer_instances.extend(canonizer.apply(model))
+        if isinstance(self.composite, OpComposite):
+            self.ops = LiveOps(self.composite, model, self._op_relevance)
+            self._handles.append(self.ops)
         modules = dict(model.named_modules())
         self.assignment = RuleAssignment(
             modules, composite_defaults(self.composite, model), reports_fallback(self.composite)
         )
         self._report_fallbacks()
         for name, module in self.assignment.leaves.items():
-            self._handles.append(DispatchHook(name, self._module_relevance).register(module))
+            if self.ops is None:  # with an op composite, the captured calls carry the rules
+                self._handles.append(DispatchHook(name, self._module_relevance).register(module))
         self._handles.append(model.register_forward_hook(self._count_forward))
 
     def _report_fallbacks(self) -> None:
@@ -287,7 +305,13 @@ class LiveExplanation(AssignmentEditing):
         self._check_open()
         with self._lock:
             self._check_open()
-            x, output, shapes = run_forward(self.model, inputs)
+            previous = None if self.ops is None else self.ops.begin_forward()
+            try:
+                x, output, shapes = run_forward(self.model, inputs)
+            except BaseException:
+                if self.ops is not None:
+                    self.ops.restore(previous)
+                raise
             self._cache.clear()
             self._input, self._output, self.shapes = x, output, shapes
             self.last_result = None
@@ -323,6 +347,16 @@ class LiveExplanation(AssignmentEditing):
             ) from error
         state.collector.add(name, call.module, rule_label(rule), grad_outputs, result)
         return result
+
+    def _op_relevance(self, call, rule, entering: tuple, leaving: tuple) -> None:
+        """Record one captured call's relevance in the running pass (see ``lrp_core.live.ops``)."""
+        state = self._pass
+        if state is None:
+            return
+        if state.generation < self._latest_generation:
+            raise Superseded()
+        label = "Gradient" if rule is None else type(rule).__name__
+        state.collector.add_products(call.name, call.op, label, entering, leaving)
 
     def request(self) -> int:
         """A new generation number; every computation with an older one is dropped or stopped."""

@@ -3,7 +3,8 @@
 A transformer's ``layers.0`` … ``layers.31`` (a ``ModuleList`` of decoder layers) are 32 copies
 of one subtree; a layer tree shows them as one *group* ("LlamaDecoderLayer ×32") that a rule can
 be assigned to at once. Groups are found on the tree of ``describe_model`` (nested dicts with
-``name``, ``type``, ``params``, ``children`` and, for captured functional operations, ``op``).
+``name``, ``type``, ``params``, ``children`` and, for captured functional operations, ``op`` on
+an operation node or ``ops`` on a module node).
 Siblings form a group when
 
 - they are consecutive children of one parent,
@@ -73,7 +74,8 @@ class _Structures:
         if known is not None:
             return known
         children = tuple((_relative(c, node), self.of(c)) for c in node.get("children", []))
-        key = (node["type"], node.get("params", 0), node.get("op"), children)
+        ops = tuple(op["op"] for op in node.get("ops", []))
+        key = (node["type"], node.get("params", 0), node.get("op"), children, ops)
         number = self._ids.setdefault(key, len(self._ids))
         self._of_node[id(node)] = number
         return number

@@ -148,6 +148,25 @@ class RecordCollector:
         self._calls.append((name, type(module).__name__, rule, sums, counts, tensors))
         self._records = None
 
+    def add_products(
+        self, name: str, kind: str, rule: str, entering: tuple, leaving: tuple
+    ) -> None:
+        """Record one captured operation whose relevance is ``value ⊙ gradient``: ``entering``
+        (at its outputs) and ``leaving`` (at its operands) are ``(value, gradient)`` pairs. The
+        products are summed per sample without being formed; they are formed only where the
+        tensors are kept or a sum is not finite (masked scores: ``-inf ⊙ 0`` counts as 0)."""
+        keep = self.keep_tensors(name)
+        ins = [_product_sums(v, g, keep) for v, g in entering]
+        outs = [_product_sums(v, g, keep) for v, g in leaving]
+        self._last = []
+        tensors = (None, None)
+        if keep:
+            tensors = tuple(side[0][2] if side else None for side in (ins, outs))
+        sums = ([s for s, _, _ in ins], [s for s, _, _ in outs])
+        counts = (sum(c for _, c, _ in ins), sum(c for _, c, _ in outs))
+        self._calls.append((name, kind, rule, sums, counts, tensors))
+        self._records = None
+
     @property
     def records(self) -> dict[str, LayerRecord]:
         """The records by module name, in the order the modules were first seen."""
@@ -182,6 +201,22 @@ def _raw_sums(tensor: torch.Tensor) -> torch.Tensor:
     if t.ndim < 2:
         return t.reshape(-1, 1).sum(dim=1)
     return t.sum(dim=tuple(range(1, t.ndim)))
+
+
+def _product_sums(value: torch.Tensor, gradient: torch.Tensor, keep: bool) -> tuple:
+    """``(per-sample sums of value ⊙ gradient, non-finite count, the product or None)``; 0 where
+    the gradient is 0. The sums come from one batched dot product unless the product is kept
+    or the dot product is not finite."""
+    value, gradient = value.detach(), gradient.detach()
+    if not keep and value.ndim >= 2 and value.shape == gradient.shape:
+        rows = value.shape[0]
+        sums = torch.bmm(value.reshape(rows, 1, -1), gradient.reshape(rows, -1, 1)).reshape(rows)
+        if bool(torch.isfinite(sums).all()):
+            return sums, 0, None
+    product = torch.where(gradient == 0, 0.0, value * gradient)
+    sums = _raw_sums(product)
+    finite = bool(torch.isfinite(sums).all())
+    return sums, 0 if finite else _nonfinite([product]), product.clone() if keep else None
 
 
 def _as_float64(sums: list[torch.Tensor]) -> list[torch.Tensor]:
