@@ -104,11 +104,11 @@ def rule_catalog(value_range: tuple[float, float] | None = None) -> dict[str, di
 def layer_rows(description: dict[str, Any]) -> list[dict[str, Any]]:
     """The tree of ``LiveExplanation.describe()`` as rows below the root, parents first.
 
-        Each row: ``name``, ``parent``, ``type``, ``params``, ``leaf``, ``output_shape`` (of the
-        first output, or None), ``group`` (name of the run of repeated blocks the row is a member
-        of, ``""`` for none; see ``lrp_core.live.repeated_groups``) and ``op`` (the operation type of
-        a captured functional operation, ``""`` for modules; the description's ``ops`` of a module
-    become rows after its child modules).
+    Each row: ``name``, ``parent``, ``type``, ``params``, ``leaf``, ``output_shape`` (of the
+    first output, or None), ``group`` (name of the run of repeated blocks the row is a member
+    of, ``""`` for none; see ``lrp_core.live.repeated_groups``) and ``op`` (the operation type
+    of a captured functional operation, ``""`` for modules). The calls a description lists under
+    a module's ``ops`` become operation rows after that module's child modules.
     """
     rows: list[dict[str, Any]] = []
 

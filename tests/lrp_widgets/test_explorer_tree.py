@@ -135,3 +135,47 @@ def test_a_rule_on_a_partial_group_overrides_each_member():
     assert all(explorer.rules[n]["params"]["epsilon"] == 0.25 for n in overridden)
     assert explorer.compute_count == computed + 1
     assert forwards[0] == 1
+
+
+class _Attention(nn.Module):
+    """A residual self-attention written with functional calls the capture sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(4, 4)
+        self.k = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.softmax(self.q(x) @ self.k(x).transpose(-2, -1), dim=-1)
+        return x + scores @ x
+
+
+class _AttentionModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attention()
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x).mean(1))
+
+
+def test_captured_calls_of_a_real_capture_become_rows_under_their_module():
+    from lrp_core.live import LiveExplanation
+    from lrp_core.op_composites import AttnLRP
+
+    torch.manual_seed(0)
+    model = _AttentionModel().eval()
+    with LiveExplanation(model, torch.randn(2, 5, 4), AttnLRP()) as live:
+        rows = layer_rows(live.describe())
+    ops = [(row["name"], row["parent"], row["op"]) for row in rows if row["op"]]
+    assert [op for _, parent, op in ops if parent == "attn"] == [
+        "matmul",
+        "softmax",
+        "matmul",
+        "add",
+    ]
+    assert all(name.startswith(f"{parent}:") for name, parent, _ in ops)
+    names = [row["name"] for row in rows]
+    # every operation row comes after its module's row (parents first)
+    assert all(names.index(parent) < names.index(name) for name, parent, _ in ops if parent)
