@@ -24,12 +24,10 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from lrp_core.cmap import CMAPS
+from lrp_widgets._color_scale import SCALE_BY, colormap, group_scale
 from lrp_widgets._payload import display_images
 
 NORMALIZATIONS = ("grid", "row", "cell")
-SCALE_BY = ("percentile", "max")
-SCALE_QUANTILE = 0.99  # the quantile of |value| used by scale_by="percentile"
 
 
 def cell_maps(relevances: Sequence[np.ndarray], reference: int | None = None) -> np.ndarray:
@@ -43,29 +41,6 @@ def cell_maps(relevances: Sequence[np.ndarray], reference: int | None = None) ->
     shown = maps - maps[:, reference : reference + 1]
     shown[:, reference] = maps[:, reference]
     return shown
-
-
-def group_scale(values: np.ndarray, scale_by: str = "percentile") -> float:
-    """Scale ``s`` of one group of values (any shape): the 99th percentile (element
-    ``floor(0.99 * (n - 1))`` of the n finite ``|values|`` sorted ascending) or, with
-    ``scale_by="max"``, the largest finite ``|value|``; 0 when no value is finite.
-
-    Raises
-    ------
-    ValueError
-        an unknown ``scale_by``.
-    """
-    if scale_by not in SCALE_BY:
-        raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}")
-    values = np.asarray(values, dtype=np.float64)
-    magnitudes = np.abs(values[np.isfinite(values)])
-    if magnitudes.size == 0:
-        return 0.0
-    if scale_by == "max":
-        return float(magnitudes.max())
-    # the same float64 index as the page (Math.floor(0.99 * (n - 1))), not numpy's own rounding
-    k = int(np.floor(SCALE_QUANTILE * (magnitudes.size - 1)))
-    return float(np.partition(magnitudes, k)[k])
 
 
 def cell_scales(maps: np.ndarray, normalization: str, scale_by: str = "percentile") -> np.ndarray:
@@ -90,19 +65,6 @@ def cell_scales(maps: np.ndarray, normalization: str, scale_by: str = "percentil
         rows = np.array([group_scale(maps[i], scale_by) for i in range(n)]).reshape(n, 1)
         return np.repeat(rows, k, axis=1)
     return np.full((n, k), group_scale(maps, scale_by))
-
-
-def colormap(name: str) -> ListedColormap:
-    """The ``lrp_core.cmap`` colormap ``name`` as a matplotlib colormap (256 entries).
-
-    Raises
-    ------
-    ValueError
-        an unknown colormap name (the message lists the known ones).
-    """
-    if name not in CMAPS:
-        raise ValueError(f"unknown colormap {name!r}; choose one of {sorted(CMAPS)}")
-    return ListedColormap(CMAPS[name].palette() / 255.0, name=name)
 
 
 def grid_figure(

@@ -15,15 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from lrp_core.cmap import CMAPS
+from lrp_widgets._color_scale import colormap, group_scale
 from lrp_widgets._payload import display_images
 from lrp_widgets.explorer._traits import ExplorerTraits
-
-SCALE_BY = ("percentile", "max")
-SCALE_QUANTILE = 0.99
 
 
 def relevance_map(relevance: torch.Tensor, sample: int) -> np.ndarray:
@@ -33,25 +29,6 @@ def relevance_map(relevance: torch.Tensor, sample: int) -> np.ndarray:
     if relevance.ndim == 4:
         return r.sum(axis=0)
     return r.reshape(1, -1)
-
-
-def map_scale(values: np.ndarray, scale_by: str = "percentile") -> float:
-    """Colour scale ``s`` of ``values`` (see the module doc); 0 when none is finite.
-
-    Raises
-    ------
-    ValueError
-        an unknown ``scale_by``.
-    """
-    if scale_by not in SCALE_BY:
-        raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}")
-    magnitudes = np.abs(values[np.isfinite(values)])
-    if magnitudes.size == 0:
-        return 0.0
-    if scale_by == "max":
-        return float(magnitudes.max())
-    k = int(np.floor(SCALE_QUANTILE * (magnitudes.size - 1)))
-    return float(np.partition(magnitudes, k)[k])
 
 
 def class_label(index: int, class_names: Sequence[str]) -> str:
@@ -96,13 +73,12 @@ def explorer_figure(
     result = explorer.live.last_result
     if result is None:
         raise ValueError("the Explorer has no relevance to draw yet: fix the error shown")
-    if cmap not in CMAPS:
-        raise ValueError(f"unknown colormap {cmap!r}; choose one of {sorted(CMAPS)}")
+    palette = colormap(cmap)  # raises on an unknown name before anything is drawn
     relevance = result.relevance
     if not 0 <= sample < relevance.shape[0]:
         raise ValueError(f"sample must be in [0, {relevance.shape[0] - 1}], got {sample}")
     values = relevance_map(relevance, sample)
-    s = map_scale(values, scale_by) or 1.0  # s = 0: every value is 0, drawn at the middle
+    s = group_scale(values, scale_by) or 1.0  # s = 0: every value is 0, drawn at the middle
     images = display_images(explorer.live.inputs)
     show_input = images.shape[1] > 0
     figure = Figure(figsize=figsize or ((6.4, 3.2) if show_input else (6.4, 2.0)))
@@ -111,7 +87,6 @@ def explorer_figure(
     if show_input:
         axes[0].imshow(images[sample])
         axes[0].set_title(f"input {sample}", fontsize=9)
-    palette = ListedColormap(CMAPS[cmap].palette() / 255.0, name=cmap)
     ax = axes[-1]
     shown = ax.imshow(values, cmap=palette, vmin=-s, vmax=s, aspect=None if show_input else "auto")
     explained = explained_class(explorer, sample)
