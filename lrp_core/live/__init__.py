@@ -73,7 +73,13 @@ from .config import (
 from .describe import describe_model
 from .explanation import Live, LiveExplanation, live_from_config
 from .forward import LiveInputError, RuleFailedError, TrainingModeWarning
-from .groups import MIN_MEMBERS, RepeatedGroup, mark_groups, repeated_groups
+from .groups import (
+    MIN_MEMBERS,
+    RepeatedGroup,
+    covering_modules,
+    mark_groups,
+    repeated_groups,
+)
 from .ops import LiveOps, OpAssignmentError
 from .records import (
     OUTSIDE_MODULES,
@@ -144,6 +150,7 @@ __all__ = [
     "composite_spec",
     "config_dict",
     "conservation_report",
+    "covering_modules",
     "decode_value",
     "describe_model",
     "mark_groups",

@@ -18,6 +18,10 @@ fails at any step undoes what it did before raising.
 With an op composite (``AttnLRP``, ``CPLRP``) the forward pass is captured instead, and the rules
 sit on the captured functional operations (``assign_op``, ``set_op_params``; see
 ``lrp_core.live.ops``); each ``explain`` is still one backward pass.
+
+(This module is longer than the project's ~400 lines: it keeps the whole lifetime of a live
+explanation in one place, open, forward, explain, close, each undoing the others on failure;
+editing is in ``editing.py``, the per-module backward step in ``dispatch.py``.)
 """
 
 from __future__ import annotations

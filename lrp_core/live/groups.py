@@ -147,3 +147,36 @@ def mark_groups(tree: dict[str, Any]) -> list[RepeatedGroup]:
         if node["name"] in members and node is not tree:
             node["group"] = members[node["name"]]
     return groups
+
+
+def covering_modules(names: list[str], children: dict[str, list[str]]) -> list[str]:
+    """``names`` with every complete set of a module's children replaced by that module.
+
+    Repeated until nothing changes, never up to the root (``""``): ``blocks.0`` … ``blocks.39``
+    become ``blocks``, so a rule for all of them is one ``within="blocks"`` override.
+
+    Parameters
+    ----------
+    names : list of str
+        Qualified module names (duplicates are dropped, the order is kept).
+    children : dict
+        The child names of every module, by the module's name (``""`` for the root).
+
+    Returns
+    -------
+    list of str
+        The names, each replaced set standing where its first member stood.
+    """
+    chosen = list(dict.fromkeys(names))
+    while True:
+        present = set(chosen)
+        parent = next(
+            (p for p, kids in children.items() if p and p not in present and present >= set(kids)),
+            None,
+        )
+        if parent is None:
+            return chosen
+        members = set(children[parent])
+        first = next(i for i, name in enumerate(chosen) if name in members)
+        kept = [name for name in chosen if name not in members]
+        chosen = kept[:first] + [parent] + kept[first:]

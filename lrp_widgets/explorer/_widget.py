@@ -2,8 +2,11 @@
 
 The Python side holds validated traits and a few commands, all delegated to one
 :class:`lrp_core.live.LiveExplanation` (one forward pass, backward-only re-runs); drawing,
-colormaps, normalisation and hovering live in the front end (``js/src/explorer.ts``). Every
+colormaps, normalisation and hovering live in the front end (``js/src/explorer/``). Every
 action of the page is also a method or trait here, so a notebook can drive and read the widget.
+(This module is longer than the project's ~400 lines: it is the one public class, whose methods
+are thin documented wrappers over the live explanation; the traits are in ``_traits.py``, the
+figure in ``_figure.py``, the command mechanism in ``lrp_widgets._base``.)
 
 Page commands (``{"type": ..., "request": n, ...}``, see :mod:`lrp_widgets._base`):
 
@@ -25,7 +28,7 @@ from torch import nn
 
 from lrp_core.composites import COMPOSITES
 from lrp_core.core import Composite, Hook
-from lrp_core.live import LiveExplanation
+from lrp_core.live import LiveExplanation, covering_modules
 from lrp_widgets._base import command, command_params, load_bundle
 from lrp_widgets._checks import (
     TargetRangeError,
@@ -335,33 +338,11 @@ class Explorer(ExplorerTraits):
         """Assign ``rule`` to each of ``names``: leaves by name, other modules as subtrees (all
         the children of a module, e.g. a group of repeated blocks, as that module's subtree)."""
         rule = _rule(rule)
-        for name in self._covering(names):
+        for name in covering_modules(names, self._children):
             if name in self.rules:
                 self.live.assign(rule, name=name, **params)
             else:
                 self.live.assign(rule, within=name, **params)
-
-    def _covering(self, names: list[str]) -> list[str]:
-        """``names`` with every complete set of a module's children replaced by the module
-        (repeatedly, never by the root): ``blocks.0`` … ``blocks.39`` become ``blocks``, one
-        ``within`` override for the same leaves."""
-        chosen = list(dict.fromkeys(names))
-        while True:
-            present = set(chosen)
-            parent = next(
-                (
-                    p
-                    for p, children in self._children.items()
-                    if p and p not in present and present.issuperset(children)
-                ),
-                None,
-            )
-            if parent is None:
-                return chosen
-            children = set(self._children[parent])
-            first = next(i for i, name in enumerate(chosen) if name in children)
-            kept = [name for name in chosen if name not in children]
-            chosen = kept[:first] + [parent] + kept[first:]
 
     def _reset(self, names: list[str], request: int) -> None:
         def change() -> None:

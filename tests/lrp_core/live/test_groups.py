@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from lrp_core.live import RepeatedGroup, describe_model, mark_groups, repeated_groups
+from lrp_core.live import (
+    RepeatedGroup,
+    covering_modules,
+    describe_model,
+    mark_groups,
+    repeated_groups,
+)
 
 
 class Unit(nn.Module):
@@ -169,3 +175,23 @@ def test_describe_marks_the_members_of_each_group():
         "2.units.0": "2.units",
         "2.units.1": "2.units",
     }
+
+
+def test_covering_modules_replaces_complete_sets_of_children_by_their_parent():
+    children = {
+        "": ["stem", "blocks", "head"],
+        "blocks": ["blocks.0", "blocks.1", "blocks.2"],
+        "blocks.0": ["blocks.0.fc", "blocks.0.act"],
+    }
+    every_block = ["blocks.0", "blocks.1", "blocks.2"]
+    assert covering_modules(every_block, children) == ["blocks"]
+    # repeated: the leaves of blocks.0 become blocks.0, which completes blocks
+    assert covering_modules(["blocks.0.fc", "blocks.0.act", "blocks.1", "blocks.2"], children) == [
+        "blocks"
+    ]
+    # an incomplete set stays as it is, in order, without duplicates; never up to the root
+    assert covering_modules(["blocks.2", "blocks.0", "blocks.2"], children) == [
+        "blocks.2",
+        "blocks.0",
+    ]
+    assert covering_modules(["stem", *every_block, "head"], children) == ["stem", "blocks", "head"]
