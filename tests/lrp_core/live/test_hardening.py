@@ -44,8 +44,8 @@ from ..faults import Fault, FaultyEpsilon, Plan, bn_batch, bn_net, steps
 from ..model_state import ModelState
 from .live_models import batch, relu_net
 
-#: seconds of the thread stress test (CI default; LRP_STRESS_SECONDS for a longer soak)
-STRESS_SECONDS = float(os.environ.get("LRP_STRESS_SECONDS", "3"))
+#: seconds of the thread stress test (the issue asks for 10; LRP_STRESS_SECONDS changes it)
+STRESS_SECONDS = float(os.environ.get("LRP_STRESS_SECONDS", "10"))
 
 
 def open_live(model, x) -> LiveExplanation:
