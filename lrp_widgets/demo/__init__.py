@@ -178,20 +178,29 @@ def make_text_batch(
     Training draws seeds from ``train_transformers.TRAIN_SEED_BASE`` (2 000 000) upwards and
     validates on 999 999, so smaller seeds give sequences the text model never saw.
 
-    Parameters:
-        n: number of sequences (``>= 0``).
-        seed: non-negative integer seed.
-        length: tokens per sequence (3 to ``build_text_model().max_length`` = 32; the model was
-            trained on 8 to 24).
+    Parameters
+    ----------
+    n : int
+        Number of sequences (``>= 0``).
+    seed : int
+        Non-negative integer seed.
+    length : int
+        Tokens per sequence (3 to ``build_text_model().max_length`` = 32; the model was trained
+        on 8 to 24).
 
-    Returns:
+    Returns
+    -------
+    tuple of torch.Tensor
         ``(ids, labels, evidence)``: ``ids`` int64 ``[n, length]`` (decode them with
         :data:`TOKENIZER`), ``labels`` int64 ``[n]`` indexing :data:`TEXT_CLASSES`, ``evidence``
         bool ``[n, length]``, true on the tokens that decide the label.
 
-    Raises:
-        TypeError: if ``n``, ``seed`` or ``length`` is not an integer.
-        ValueError: if ``n`` or ``seed`` is negative or ``length`` is below 3.
+    Raises
+    ------
+    TypeError
+        If ``n``, ``seed`` or ``length`` is not an integer.
+    ValueError
+        If ``n`` or ``seed`` is negative or ``length`` is below 3.
     """
     ids, labels, evidence = generate_text(n, seed, length)
     return torch.from_numpy(ids), torch.from_numpy(labels), torch.from_numpy(evidence)
@@ -212,8 +221,10 @@ def load_vit_model() -> VisionTransformer:
 
     It takes the images of :func:`make_batch` (``[n, 3, 64, 64]`` in ``[-1, 1]``).
 
-    Raises:
-        FileNotFoundError: if the weights file is missing from the installed package.
+    Raises
+    ------
+    FileNotFoundError
+        If the weights file is missing from the installed package.
     """
     return _load_weights(build_vit_model(), VIT_WEIGHTS_FILE, "train_transformers")
 
@@ -223,7 +234,9 @@ def load_text_model() -> TextTransformer:
 
     It takes token ids ``[n, length]`` or their embeddings ``model.embed(ids)``.
 
-    Raises:
-        FileNotFoundError: if the weights file is missing from the installed package.
+    Raises
+    ------
+    FileNotFoundError
+        If the weights file is missing from the installed package.
     """
     return _load_weights(build_text_model(), TEXT_WEIGHTS_FILE, "train_transformers")
