@@ -12,13 +12,15 @@ PY=.venv/bin/python
 # fail (instead of skipping) if Zennit 1.0.0 is missing.
 "$PY" -m pip install --quiet --no-deps --ignore-requires-python "zennit==1.0.0"
 export LRP_CORE_REQUIRE_ZENNIT=1
+# and the other oracles (LXT, the transformers 5 environment): missing ones fail, not skip
+export LRP_CORE_REQUIRE_ORACLES=1
 
 # The transformer oracle (tests/lrp_core/test_attnlrp_oracle.py): LXT 2.1, test-only, without its
 # requirements; it imports only with transformers < 5 (its ViT patches also want torchvision, for
 # which the oracle script puts a stand-in module in place).
 "$PY" -m pip install --quiet "transformers>=4.57,<5" \
     && "$PY" -m pip install --quiet --no-deps "lxt==2.1" \
-    || echo "transformers/lxt could not be installed: the LXT oracle tests will be skipped"
+    || echo "transformers/lxt could not be installed: the LXT oracle tests will fail"
 
 # A second environment with transformers 5 (tests/lrp_core/test_transformers5.py runs the same
 # code there): torch pinned as in setup.sh, transformers 5, numpy; the project is not installed
@@ -28,7 +30,7 @@ if ! "$TF5/bin/python" -c "import transformers, sys; sys.exit(transformers.__ver
     >/dev/null 2>&1; then
     { python3 -m venv "$TF5" \
         && "$TF5/bin/python" -m pip install --quiet "torch==2.13.0" "transformers>=5,<6" numpy; } \
-        || echo "the transformers 5 environment could not be made: its test will be skipped"
+        || echo "the transformers 5 environment could not be made: its test will fail"
 fi
 
 echo "== ruff"

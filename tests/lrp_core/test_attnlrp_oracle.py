@@ -11,7 +11,6 @@ assembles one from LXT's own patches (attention, LayerNorm, GELU), as its torchv
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +19,10 @@ import pytest
 import torch
 from torch import nn
 
-pytest.importorskip("transformers", reason="transformers is not installed")
-if importlib.util.find_spec("lxt") is None:
-    pytest.skip("lxt (the oracle) is not installed", allow_module_level=True)
+from tests.oracles import require_module
+
+require_module("transformers", 'pip install "transformers>=4.57,<5"; see scripts/test.sh')
+require_module("lxt", "pip install --no-deps lxt==2.1, the oracle; see scripts/test.sh")
 
 from lrp_core.attribution import Gradient  # noqa: E402
 from lrp_core.op_composites import CPLRP, AttnLRP  # noqa: E402

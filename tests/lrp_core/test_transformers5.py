@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("transformers", reason="transformers is not installed")
+from tests.oracles import require, require_module
+
+require_module("transformers", 'pip install "transformers>=4.57,<5"; see scripts/test.sh')
 
 from .explain_families import explain  # noqa: E402
 from .transformer_models import FAMILIES, build  # noqa: E402
@@ -27,9 +29,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 PYTHON = Path(os.environ.get("LRP_TF5_PYTHON", ROOT / ".venv-tf5" / "bin" / "python"))
 
-pytestmark = pytest.mark.skipif(
-    not PYTHON.exists(), reason=f"no transformers 5 environment at {PYTHON} (scripts/test.sh)"
-)
+require(PYTHON.exists(), f"no transformers 5 environment at {PYTHON} (scripts/test.sh makes it)")
 
 
 @pytest.fixture(scope="module")
