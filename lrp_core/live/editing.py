@@ -175,17 +175,21 @@ class AssignmentEditing:
         ``"*:softmax#*"``) the op ``rule`` (None: plain gradient); backward only.
 
         Raises ``OpAssignmentError`` naming the argument when nothing matches or the rule does
-        not apply to a matched call; the assignment then stays as it was.
+        not apply to a matched call; the assignment then stays as it was. Like every edit it
+        waits for a running explanation to end (never lands inside a backward pass).
         """
-        self._live_ops().assign(pattern, rule)
+        with self.transaction():
+            self._live_ops().assign(pattern, rule)
 
     def set_op_params(self, name: str, **params: Any) -> None:
         """Change parameters of the current rule of the captured call ``name``; backward only."""
-        self._live_ops().set_params(name, **params)
+        with self.transaction():
+            self._live_ops().set_params(name, **params)
 
     def reset_ops(self) -> None:
         """Drop every op rule override (back to the composite's rules)."""
-        self._live_ops().reset()
+        with self.transaction():
+            self._live_ops().reset()
 
     def _composite_spec(self) -> tuple[str, dict[str, Any]] | None:
         return config_format.composite_spec(

@@ -332,3 +332,53 @@ def test_configuration_round_trip_with_op_overrides():
     with pytest.raises(OpAssignmentError, match=r"op_overrides\[0\].rule: unknown op rule"):
         LiveExplanation.from_config(twin, x, config)
     assert _hooks(twin) == 0
+
+
+def test_op_edits_racing_explanations_never_mix_two_configurations():
+    """One thread switches every captured linear call between two epsilons in one edit while
+    another explains; each result must be exactly one configuration's relevance (an op edit
+    waits for a running backward pass instead of landing inside it)."""
+    import sys
+    import threading
+    import time
+
+    model, x = _model(), _inputs()
+    with LiveExplanation(model, x, AttnLRP(epsilon=0.0)) as live:
+        values = []
+        for epsilon in (0.01, 1.0):
+            live.assign_op("*:linear#*", LinearEpsilon(epsilon))
+            values.append(live.explain(2).relevance)
+        assert float((values[0] - values[1]).abs().max()) > 1e-6
+        stop = time.monotonic() + 3.0
+        results, errors = [], []
+
+        def edit() -> None:
+            flip = 0
+            while time.monotonic() < stop:
+                live.assign_op("*:linear#*", LinearEpsilon((0.01, 1.0)[flip]))
+                flip = 1 - flip
+
+        def explain() -> None:
+            while time.monotonic() < stop:
+                results.append(live.explain(2).relevance)
+
+        def run(work) -> None:
+            try:
+                work()
+            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, args=(work,)) for work in (edit, explain)]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)  # switch often: edits try to land inside backward passes
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(interval)
+    assert not errors
+    assert len(results) > 5
+    mixed = [r for r in results if not any(torch.equal(r, v) for v in values)]
+    assert not mixed, f"{len(mixed)} of {len(results)} results match no configuration"
