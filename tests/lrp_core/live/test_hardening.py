@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
 import time
 import warnings
 
@@ -43,6 +41,7 @@ from lrp_core.rules import ZBox
 from ..faults import Fault, FaultyEpsilon, Plan, bn_batch, bn_net, steps
 from ..model_state import ModelState
 from .live_models import batch, relu_net
+from .threads import run_threads
 
 #: seconds of the thread stress test (the issue asks for 10; LRP_STRESS_SECONDS changes it)
 STRESS_SECONDS = float(os.environ.get("LRP_STRESS_SECONDS", "10"))
@@ -194,7 +193,7 @@ def test_edits_racing_explanations_never_mix_two_configurations():
         gaps = [float((p - q).abs().max()) for i, p in enumerate(values) for q in values[i + 1 :]]
         assert min(gaps) > 1e-3  # every configuration is told apart (|relevance| up to ~3)
         stop = time.monotonic() + STRESS_SECONDS
-        results, errors = [], []
+        results = []
 
         def edit(seed: int) -> None:
             rng = np.random.default_rng(seed)
@@ -209,23 +208,7 @@ def test_edits_racing_explanations_never_mix_two_configurations():
                 if result is not None:
                     results.append(result.relevance)
 
-        def run(work, *args) -> None:
-            try:
-                work(*args)
-            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-                errors.append(error)
-
-        jobs = [(edit, 0), (edit, 1), (explain,), (explain,)]
-        threads = [threading.Thread(target=run, args=job) for job in jobs]
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)  # switch threads often: edits land inside backward passes
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            sys.setswitchinterval(interval)
+        errors = run_threads((edit, 0), (edit, 1), (explain,), (explain,))
     assert not errors
     assert len(results) > 10
     mixed = [

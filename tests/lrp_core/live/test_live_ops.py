@@ -9,6 +9,7 @@ against LXT (``test_attnlrp_oracle``).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -23,6 +24,8 @@ from lrp_core.map_composites import PlainGradientFallbackWarning
 from lrp_core.op_composites import CPLRP, AttnLRP, CaptureConflictError
 from lrp_core.op_rules import BilinearUniform, LinearEpsilon, SoftmaxConstant
 from lrp_core.rules import Epsilon
+
+from .threads import run_threads
 
 D = torch.float64
 
@@ -338,10 +341,6 @@ def test_op_edits_racing_explanations_never_mix_two_configurations():
     """One thread switches every captured linear call between two epsilons in one edit while
     another explains; each result must be exactly one configuration's relevance (an op edit
     waits for a running backward pass instead of landing inside it)."""
-    import sys
-    import threading
-    import time
-
     model, x = _model(), _inputs()
     with LiveExplanation(model, x, AttnLRP(epsilon=0.0)) as live:
         values = []
@@ -350,7 +349,7 @@ def test_op_edits_racing_explanations_never_mix_two_configurations():
             values.append(live.explain(2).relevance)
         assert float((values[0] - values[1]).abs().max()) > 1e-6
         stop = time.monotonic() + 3.0
-        results, errors = [], []
+        results = []
 
         def edit() -> None:
             flip = 0
@@ -362,22 +361,7 @@ def test_op_edits_racing_explanations_never_mix_two_configurations():
             while time.monotonic() < stop:
                 results.append(live.explain(2).relevance)
 
-        def run(work) -> None:
-            try:
-                work()
-            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-                errors.append(error)
-
-        threads = [threading.Thread(target=run, args=(work,)) for work in (edit, explain)]
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)  # switch often: edits try to land inside backward passes
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            sys.setswitchinterval(interval)
+        errors = run_threads((edit,), (explain,))
     assert not errors
     assert len(results) > 5
     mixed = [r for r in results if not any(torch.equal(r, v) for v in values)]
